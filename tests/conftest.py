@@ -1,0 +1,48 @@
+"""Shared fixtures. Area-specific fixtures live in the area's test modules or in
+``tests/factories.py`` (plain functions that create rows)."""
+
+import pytest
+from django.db import connection
+from wagtail.models import Page, Site
+
+
+@pytest.fixture
+def home_page(db):
+    """The example site's HomePage as the default site's root (replacing Wagtail's welcome page)."""
+    from home.models import HomePage
+
+    root = Page.get_first_root_node()
+    existing = HomePage.objects.first()
+    if existing:
+        return existing
+    home = root.add_child(instance=HomePage(title="Home", slug="home-test", intro="Welcome"))
+    site = Site.objects.filter(is_default_site=True).first()
+    if site is None:
+        site = Site.objects.create(hostname="testserver", port=80, root_page=home, is_default_site=True)
+    else:
+        site.root_page = home
+        site.hostname = "testserver"
+        site.save()
+    return home
+
+
+@pytest.fixture
+def site(home_page):
+    return Site.objects.get(is_default_site=True)
+
+
+@pytest.fixture
+def content_page(home_page):
+    from home.models import ContentPage
+
+    return home_page.add_child(
+        instance=ContentPage(title="Drain cleaning", slug="drain-cleaning", intro="Blocked drains")
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    skip_pg = pytest.mark.skip(reason="needs PostgreSQL (DATABASE_URL=postgres://…)")
+    on_pg = connection.vendor == "postgresql"
+    for item in items:
+        if "postgres" in item.keywords and not on_pg:
+            item.add_marker(skip_pg)

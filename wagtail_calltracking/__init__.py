@@ -1,0 +1,3 @@
+"""Call tracking for Wagtail."""
+
+__version__ = "0.1.0"

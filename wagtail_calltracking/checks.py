@@ -1,0 +1,1 @@
+"""System checks: misconfiguration reported with hints (never by mutating settings)."""

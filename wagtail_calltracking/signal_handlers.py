@@ -1,0 +1,1 @@
+# receivers are imported by AppConfig.ready()
