@@ -40,8 +40,9 @@ bench: $(VENV)/.installed
 	$(PY) bench/webhooks.py
 	$(PY) bench/admin.py
 
-# Regenerate migrations, keeping them portable across Wagtail 7 and 8.
+# Regenerate the (pre-release, single) initial migrations, portable across Wagtail 7 and 8.
 migrations: $(VENV)/.installed
+	rm -f wagtail_calltracking/migrations/0*.py example_site/home/migrations/0*.py
 	$(MANAGE) makemigrations wagtail_calltracking home
 	$(PY) scripts/fix_migrations.py wagtail_calltracking/migrations/0*.py example_site/home/migrations/0*.py
 
