@@ -94,6 +94,10 @@ DEFAULTS: dict[str, Any] = {
     "ABANDONED_CALL_SECONDS": 15,
     # Release a pool number back to the pool once a call to it has been attributed.
     "RELEASE_NUMBER_AFTER_CALL": False,
+    # --- admin ---
+    # Attribution model shown by default in the calls listing, reports and dashboard:
+    # "first", "last" or "last_non_direct" (editors can switch it in the filters).
+    "REPORT_ATTRIBUTION_MODEL": "last_non_direct",
     # --- integrations ---
     # django-tasks backend alias used for deliveries.
     "TASK_BACKEND": "default",
