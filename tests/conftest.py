@@ -3,7 +3,29 @@
 
 import pytest
 from django.db import connection
+from django.test import Client, RequestFactory
 from wagtail.models import Page, Site
+
+#: A real desktop browser. Requests without a user agent (the test client's default) are
+#: treated as bots by the middleware, so the shared `client` and `rf` fixtures send this one.
+BROWSER_UA = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+)
+MOBILE_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+)
+
+
+@pytest.fixture
+def client():
+    return Client(HTTP_USER_AGENT=BROWSER_UA)
+
+
+@pytest.fixture
+def rf():
+    return RequestFactory(HTTP_USER_AGENT=BROWSER_UA)
 
 
 @pytest.fixture
