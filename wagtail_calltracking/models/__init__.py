@@ -1,5 +1,15 @@
 from .calls import Call, CallEvent, CallTouch, Manager, WebhookEvent, WebhookEventStatus
 from .choices import CallResult, CallStatus, CallTag, Channel, Confidence, DeviceType, TouchModel
+from .integrations import (
+    CRMEndpoint,
+    Delivery,
+    DeliveryEvent,
+    DeliveryKind,
+    DeliveryStatus,
+    GA4Property,
+    GoogleAdsFeed,
+    GoogleAdsSourceRule,
+)
 from .numbers import (
     ExhaustionPolicy,
     Lease,
@@ -23,9 +33,17 @@ __all__ = [
     "CallTrackingSiteSettings",
     "Channel",
     "Confidence",
+    "CRMEndpoint",
+    "Delivery",
+    "DeliveryEvent",
+    "DeliveryKind",
+    "DeliveryStatus",
     "DeviceType",
     "DisplayFormat",
     "ExhaustionPolicy",
+    "GA4Property",
+    "GoogleAdsFeed",
+    "GoogleAdsSourceRule",
     "Lease",
     "LeaseReleaseReason",
     "Manager",
