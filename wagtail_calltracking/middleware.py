@@ -86,10 +86,10 @@ class CallTrackingMiddleware:
 
     def record(self, context: TrackingContext, response) -> None:
         if _is_trackable_response(response):
+            if context.session_id is not None:
+                context.touch_session()  # may find the session gone (purged, erased)
             if context.session_id is None:
                 context.ensure_session()
-            else:
-                context.touch_session()
             context.record_page_view(response)
         elif _is_campaign_redirect(context, response) and context.session_id is None:
             context.ensure_session()

@@ -17,9 +17,8 @@ from __future__ import annotations
 import logging
 import re
 import time
-from datetime import timedelta
 
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection
 from django.utils import timezone
 from django.utils.cache import patch_cache_control, patch_vary_headers
 
@@ -86,7 +85,8 @@ class TrackingContext:
         """The cache-safe endpoint's context: the landing reported by the browser
         (``location.search``, ``document.referrer``, ``location.pathname``) stands in for the
         request's own query string and referrer, which a CDN may have stripped."""
-        if not request_is_trackable(request, any_method=True):
+        path = clean_text(path, 2048) or "/"
+        if not request_is_trackable(request, any_method=True, path=path):
             return cls.inert(request)
         if not has_consent(request):
             return cls(request, is_tracked=True, consented=False)
@@ -96,7 +96,7 @@ class TrackingContext:
             cookie=read_cookie(request),
             landing_query=clean_text(search, 4096).lstrip("?"),
             landing_referrer=clean_text(referrer, 2048),
-            landing_path=clean_text(path, 2048) or "/",
+            landing_path=path,
         )
 
     # --- the landing --------------------------------------------------------------------
@@ -325,10 +325,6 @@ class TrackingContext:
         if self.cookie_dirty and self.cookie is not None:
             write_cookie(self.request, response, self.cookie)
 
-    @property
-    def session_timeout(self) -> timedelta:
-        return timedelta(minutes=int(ct_settings.SESSION_TIMEOUT_MINUTES))
-
 
 def _title_from_html(response) -> str:
     if getattr(response, "streaming", False):
@@ -357,8 +353,9 @@ def _insert_if_session_exists(model, values: dict) -> bool:
         params.append(field.get_db_prep_save(value, connection))
         placeholders.append(f"CAST(%s AS {field.db_type(connection)})" if cast else "%s")
     session_table = qn(VisitorSession._meta.db_table)
+    # Identifiers come from model metadata, values are parameters.
     sql = (
-        f"INSERT INTO {qn(opts.db_table)} ({', '.join(columns)}) "
+        f"INSERT INTO {qn(opts.db_table)} ({', '.join(columns)}) "  # noqa: S608
         f"SELECT {', '.join(placeholders)} "
         f"WHERE EXISTS (SELECT 1 FROM {session_table} WHERE {qn('id')} = %s)"
     )
@@ -375,6 +372,3 @@ def get_tracking_context(request) -> TrackingContext:
         context = TrackingContext.inert(request)
     return context
 
-
-def in_transaction() -> bool:
-    return not transaction.get_autocommit()

@@ -3,10 +3,13 @@ is this request a real visitor's page view worth tracking? No query, no parsing.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.urls import NoReverseMatch, URLResolver, get_resolver, get_urlconf, reverse
 
 from ..conf import ct_settings
@@ -24,17 +27,25 @@ def _builtin_excluded_prefixes(urlconf) -> tuple[str, ...]:
         if url and url.startswith("/") and url != "/":
             prefixes.append(url)
     for name in ("wagtailadmin_home", "admin:index"):
-        try:
+        with contextlib.suppress(NoReverseMatch):
             prefixes.append(reverse(name, urlconf=urlconf))
-        except NoReverseMatch:
-            pass
     # Webhooks, the number endpoint and the feeds live under the include() of our URLconf.
-    for pattern in get_resolver(urlconf).url_patterns:
-        if isinstance(pattern, URLResolver) and pattern.app_name == "wagtail_calltracking":
-            route = str(pattern.pattern)
-            if route and not route.startswith("^"):
-                prefixes.append("/" + route.lstrip("/"))
+    prefixes.extend(_own_prefixes(get_resolver(urlconf).url_patterns, "/", depth=0))
     return tuple(p for p in prefixes if p and p != "/")
+
+
+def _own_prefixes(patterns, prefix: str, depth: int):
+    for pattern in patterns:
+        if not isinstance(pattern, URLResolver) or depth > 3:
+            continue
+        route = str(pattern.pattern)
+        if route.startswith("^"):  # regex routes: cannot be turned into a prefix reliably
+            continue
+        if pattern.app_name == "wagtail_calltracking":
+            if route:
+                yield prefix + route
+        else:
+            yield from _own_prefixes(pattern.url_patterns, prefix + route, depth + 1)
 
 
 @functools.cache
@@ -68,12 +79,21 @@ def is_prefetch(request) -> bool:
     return False
 
 
-def request_is_trackable(request, *, any_method: bool = False) -> bool:
-    """The cheap gate: method, prefetch, bots, excluded paths. No query, no UA parsing."""
+def request_is_trackable(request, *, any_method: bool = False, path: str | None = None) -> bool:
+    """The cheap gate: method, prefetch, bots, excluded paths. No query, no UA parsing.
+
+    ``path`` overrides the request's path (the cache-safe endpoint checks the page's path)."""
     if not any_method and request.method not in ("GET", "HEAD"):
         return False
     if is_prefetch(request):
         return False
     if looks_like_bot(request.META.get("HTTP_USER_AGENT")):
         return False
-    return not path_is_excluded(request.path_info or "/")
+    return not path_is_excluded(path if path is not None else (request.path_info or "/"))
+
+
+@receiver(setting_changed)
+def _clear_caches(*, setting, **kwargs):
+    if setting in ("ROOT_URLCONF", "STATIC_URL", "MEDIA_URL", "WAGTAIL_CALLTRACKING"):
+        _builtin_excluded_prefixes.cache_clear()
+        _configured_exclusions.cache_clear()
