@@ -106,6 +106,13 @@ DEFAULTS: dict[str, Any] = {
     # Retry schedule for failed deliveries: attempts and the base of the exponential backoff.
     "DELIVERY_MAX_ATTEMPTS": 8,
     "DELIVERY_BACKOFF_SECONDS": 30,
+    # Longest wait between two attempts, however many attempts are configured.
+    "DELIVERY_MAX_BACKOFF_SECONDS": 6 * 3600,
+    # django-tasks queue name used for deliveries (must be one of the backend's QUEUES).
+    "TASK_QUEUE_NAME": "default",
+    # Base URL of the GA4 Measurement Protocol (/mp/collect and /debug/mp/collect are
+    # appended). "https://region1.google-analytics.com" collects in the EU.
+    "GA4_ENDPOINT": "https://www.google-analytics.com",
 }
 
 

@@ -1,1 +1,2 @@
 # receivers are imported by AppConfig.ready()
+from .integrations import receivers as integration_receivers  # noqa: F401  (GA4, Google Ads, CRM)

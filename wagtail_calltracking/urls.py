@@ -2,6 +2,22 @@
 
 from django.urls import path
 
+from .integrations import views as integration_views
+
 app_name = "wagtail_calltracking"
 
 urlpatterns: list = []
+
+# Google Ads scheduled uploads fetch conversions here (token in the URL, or basic auth).
+urlpatterns += [
+    path(
+        "integrations/google-ads/<str:token>/conversions.csv",
+        integration_views.feed_by_token,
+        name="google_ads_feed",
+    ),
+    path(
+        "integrations/google-ads/conversions.csv",
+        integration_views.feed_basic_auth,
+        name="google_ads_feed_basic_auth",
+    ),
+]
