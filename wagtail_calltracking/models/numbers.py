@@ -1,19 +1,66 @@
 """Tracking sources, numbers, pools and leases (static, dynamic and combined tracking).
 
-Leasing invariant: a number's live lease is ``TrackingNumber.current_lease`` while its
-``last_seen_at`` is within the pool's hold time. Because ``current_lease`` is a single
-column on the number row, and every change to it happens under that row's lock
-(``numbers.leasing``), a number can never be held by two live sessions.
+Leasing invariant: a number's live lease is ``TrackingNumber.current_lease`` while that
+lease is not released and its ``last_seen_at`` is within the pool's hold time. Because
+``current_lease`` is a single column on the number row, and every change to it happens under
+that row's lock (``numbers.leasing``), a number can never be held by two live sessions.
+``TrackingNumber.save()`` never writes the lease-state columns of an existing row, so an
+editor saving a number in the admin cannot overwrite a lease taken meanwhile.
 """
 
-from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+import fnmatch
+import re
+from urllib.parse import urlsplit
+
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from ..numbers.phone import clean_phone_field, format_number, validate_phone_number
+from ..numbers.phone import clean_phone_field, format_number, to_e164, validate_phone_number
 from .choices import Channel
+
+#: Characters allowed in a landing parameter value (it is typed on flyers and in URLs).
+LANDING_VALUE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]*$")
+_DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9-]{1,63}$")
+
+
+def normalize_domain(value):
+    """``https://www.Yelp.com/biz/x`` → ``yelp.com`` (what referrer rules compare)."""
+    value = (value or "").strip().lower()
+    if "//" in value:
+        value = urlsplit(value).hostname or ""
+    else:
+        value = value.split("/", 1)[0].split(":", 1)[0]
+    value = value.strip(".")
+    return value[4:] if value.startswith("www.") else value
+
+
+def normalize_path(value):
+    """A landing path rule: leading slash, no query string, no trailing slash (so that
+    ``/paper`` matches ``/paper`` and ``/paper/...`` but not ``/papers``)."""
+    value = (value or "").strip().split("?", 1)[0].split("#", 1)[0]
+    if not value:
+        return ""
+    if not value.startswith("/"):
+        value = "/" + value
+    return value.rstrip("/") or "/"
+
+
+def validate_patterns(value):
+    """Source patterns: comma-separated alternatives with * and ? wildcards."""
+    for pattern in split_patterns(value):
+        try:
+            re.compile(fnmatch.translate(pattern))
+        except re.error:
+            raise ValidationError(
+                _("“%(pattern)s” is not a valid pattern."), params={"pattern": pattern}
+            ) from None
+
+
+def split_patterns(value):
+    return [part.strip().lower() for part in (value or "").split(",") if part.strip()]
 
 
 class Source(models.Model):
@@ -57,10 +104,26 @@ class Source(models.Model):
         _("source pattern"),
         max_length=255,
         blank=True,
-        help_text=_("utm_source (or detected engine) pattern; * and ? wildcards, case-insensitive."),
+        validators=[validate_patterns],
+        help_text=_(
+            "utm_source (or detected engine) pattern, e.g. “google” or “google, bing”; * and ? "
+            "wildcards, comma-separated alternatives, case-insensitive."
+        ),
     )
-    utm_medium = models.CharField(_("medium pattern"), max_length=255, blank=True)
-    utm_campaign = models.CharField(_("campaign pattern"), max_length=255, blank=True)
+    utm_medium = models.CharField(
+        _("medium pattern"),
+        max_length=255,
+        blank=True,
+        validators=[validate_patterns],
+        help_text=_("utm_medium pattern, e.g. “cpc, ppc, paid*”."),
+    )
+    utm_campaign = models.CharField(
+        _("campaign pattern"),
+        max_length=255,
+        blank=True,
+        validators=[validate_patterns],
+        help_text=_("utm_campaign pattern, e.g. “spring-*”."),
+    )
     channel = models.CharField(
         _("channel"),
         max_length=20,
@@ -143,27 +206,61 @@ class Source(models.Model):
     def call_channel(self):
         return self.report_channel or self.channel or Channel.OFFLINE
 
+    @property
+    def has_landing_rule(self):
+        """Offline-campaign rules (landing parameter or vanity path) win over other rules."""
+        return bool(self.landing_parameter or self.landing_path)
+
     def clean(self):
         super().clean()
         clean_phone_field(self, "forward_to")
+        errors = {}
+        self.landing_parameter = (self.landing_parameter or "").strip()
+        if self.landing_parameter and not LANDING_VALUE_RE.match(self.landing_parameter):
+            errors["landing_parameter"] = _(
+                "Use letters, digits, “-”, “_”, “.” or “~” only (it is typed in a URL)."
+            )
+        self.landing_path = normalize_path(self.landing_path)
+        if self.landing_path == "/":
+            errors["landing_path"] = _(
+                "“/” would match every visitor; use a vanity path such as /paper."
+            )
+        if self.referrer_domain:
+            self.referrer_domain = normalize_domain(self.referrer_domain)
+            if not _DOMAIN_RE.match(self.referrer_domain):
+                errors["referrer_domain"] = _("Enter a domain such as yelp.com.")
         if bool(self.static_number_id) == bool(self.pool_id):
-            raise ValidationError(
-                _("Choose either a static number or a number pool for this source (exactly one).")
+            errors[NON_FIELD_ERRORS] = _(
+                "Choose either a static number or a number pool for this source (exactly one)."
             )
-        if self.static_number_id and self.static_number.pool_id:
-            raise ValidationError(
-                {
-                    "static_number": _(
-                        "This number belongs to the pool “%(pool)s”; a static number cannot be "
-                        "in a pool."
-                    )
-                    % {"pool": self.static_number.pool}
-                }
-            )
-        if self.landing_path and not self.landing_path.startswith("/"):
-            self.landing_path = "/" + self.landing_path
+        elif self.static_number_id:
+            number = self.static_number
+            if number.pool_id:
+                errors["static_number"] = _(
+                    "This number belongs to the pool “%(pool)s”; a static number cannot be "
+                    "in a pool."
+                ) % {"pool": number.pool}
+            elif not number.active:
+                errors["static_number"] = _("This number is inactive.")
+            elif self.site_id and number.site_id and number.site_id != self.site_id:
+                errors["static_number"] = _("This number belongs to another site.")
+        elif self.pool_id and self.site_id and self.pool.site_id and self.pool.site_id != self.site_id:
+            errors["pool"] = _("This pool belongs to another site.")
+        if self.landing_parameter and self.active and "landing_parameter" not in errors:
+            clash = Source.objects.filter(
+                active=True, landing_parameter__iexact=self.landing_parameter
+            ).exclude(pk=self.pk)
+            if self.site_id:
+                clash = clash.filter(models.Q(site_id=self.site_id) | models.Q(site__isnull=True))
+            clash = clash.first()
+            if clash is not None:
+                errors["landing_parameter"] = _(
+                    "The source “%(source)s” already uses this landing parameter."
+                ) % {"source": clash}
         if self.currency:
             self.currency = self.currency.upper()
+        if errors:
+            raise ValidationError(errors)
 
 
 class ExhaustionPolicy(models.TextChoices):
@@ -200,13 +297,17 @@ class NumberPool(models.Model):
     hold_minutes = models.PositiveIntegerField(
         _("hold time (minutes)"),
         default=20,
-        validators=[MinValueValidator(2)],
+        validators=[MinValueValidator(2), MaxValueValidator(24 * 60)],
         help_text=_("How long a number stays with a visitor after their last activity."),
     )
     cooldown_minutes = models.PositiveIntegerField(
         _("cool-down (minutes)"),
         default=10,
-        help_text=_("How long a released number rests before another visitor gets it."),
+        validators=[MaxValueValidator(24 * 60)],
+        help_text=_(
+            "How long a released number rests before another visitor gets it, so that a "
+            "late call still reaches the right visitor's history."
+        ),
     )
     exhaustion_policy = models.CharField(
         _("when every number is in use"),
@@ -239,10 +340,18 @@ class NumberPool(models.Model):
     def clean(self):
         super().clean()
         clean_phone_field(self, "forward_to")
-        if self.fallback_number_id and self.fallback_number.pool_id == self.pk and self.pk:
-            raise ValidationError(
-                {"fallback_number": _("The overflow number must not be one of the pool's numbers.")}
-            )
+        if self.fallback_number_id:
+            fallback = self.fallback_number
+            if self.pk and fallback.pool_id == self.pk:
+                raise ValidationError(
+                    {"fallback_number": _("The overflow number must not be one of the pool's numbers.")}
+                )
+            if fallback.pool_id:
+                raise ValidationError(
+                    {"fallback_number": _("The overflow number must not belong to a pool.")}
+                )
+            if not fallback.active:
+                raise ValidationError({"fallback_number": _("This number is inactive.")})
 
 
 class TrackingNumber(models.Model):
@@ -306,6 +415,31 @@ class TrackingNumber(models.Model):
     def __str__(self):
         return f"{self.national} ({self.label})" if self.label else self.national
 
+    def save(self, *args, **kwargs):
+        # Numbers created in code (demo data, imports) are stored in E.164 like the admin's.
+        e164 = to_e164(self.number)
+        if e164:
+            self.number = e164
+        if self.pool_id and not self.site_id:
+            self.site_id = self.pool.site_id
+        if (
+            not self._state.adding
+            and self.pk is not None
+            and kwargs.get("update_fields") is None
+            and not kwargs.get("force_insert")
+        ):
+            # Never write lease state from a possibly stale instance (an admin form loaded
+            # minutes ago): leasing changes those columns under the row lock.
+            kwargs["update_fields"] = [
+                field.name
+                for field in self._meta.concrete_fields
+                if not field.primary_key and field.name not in self.LEASE_STATE_FIELDS
+            ]
+        return super().save(*args, **kwargs)
+
+    #: Columns owned by ``numbers.leasing`` (changed only under the row lock).
+    LEASE_STATE_FIELDS = ("current_lease", "idle_since")
+
     @property
     def national(self):
         return format_number(self.number, "national")
@@ -314,10 +448,24 @@ class TrackingNumber(models.Model):
     def international(self):
         return format_number(self.number, "international")
 
+    def display(self, style="national"):
+        return format_number(self.number, style)
+
     def clean(self):
         super().clean()
         clean_phone_field(self, "number")
         clean_phone_field(self, "forward_to")
+        errors = {}
+        if self.pool_id:
+            if self.pk and Source.objects.filter(static_number_id=self.pk).exists():
+                errors["pool"] = _(
+                    "This number is the static number of a source; a static number cannot be "
+                    "in a pool."
+                )
+            elif self.site_id and self.pool.site_id and self.pool.site_id != self.site_id:
+                errors["pool"] = _("This pool belongs to another site.")
+        if errors:
+            raise ValidationError(errors)
 
 
 class LeaseReleaseReason(models.TextChoices):
