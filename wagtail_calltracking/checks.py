@@ -177,3 +177,7 @@ def check_middleware(app_configs=None, **kwargs):
             )
         )
     return errors
+
+
+# Area checks registered on import.
+from .numbers import checks as number_checks  # noqa: E402, F401  (pools, sources, numbers: W020–W039)

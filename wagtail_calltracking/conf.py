@@ -68,6 +68,12 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_ALIAS": "default",
     # Cache-safe mode for every site (a site setting can also switch it on).
     "CACHE_SAFE": False,
+    # A live lease's last_seen_at is written at most this often (one UPDATE); keep it well
+    # below the pools' hold time (at least 2 minutes).
+    "LEASE_REFRESH_SECONDS": 60,
+    # Pool health: spare capacity added to the observed p99 concurrency when recommending a
+    # pool size (0.25 = 25 %; at least one spare number is always recommended).
+    "POOL_HEADROOM": 0.25,
     # Requests per visitor per minute allowed on the cache-safe number endpoint.
     "NUMBER_ENDPOINT_RATE_LIMIT": 30,
     # --- webhooks and attribution ---

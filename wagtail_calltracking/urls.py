@@ -2,11 +2,15 @@
 
 from django.urls import path
 
+from . import views
 from .integrations import views as integration_views
 
 app_name = "wagtail_calltracking"
 
 urlpatterns: list = []
+
+# Cache-safe mode: the deferred script asks for the visitor's number here (private, no-store).
+urlpatterns += [path("number/", views.number_view, name="number")]
 
 # Google Ads scheduled uploads fetch conversions here (token in the URL, or basic auth).
 urlpatterns += [
