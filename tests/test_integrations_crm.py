@@ -8,12 +8,7 @@ import time
 import pytest
 from requests.structures import CaseInsensitiveDict
 
-from tests.integrations_fixtures import (  # noqa: F401  (fixtures)
-    GCLID,
-    crm_endpoint,
-    integrations_settings,
-    make_attributed_call,
-)
+from tests.integrations_fixtures import GCLID, make_attributed_call
 from wagtail_calltracking.integrations import crm
 from wagtail_calltracking.integrations.payloads import JOURNEY_MAX_PAGES
 from wagtail_calltracking.models import Call, CRMEndpoint, Delivery, DeliveryKind, PageView

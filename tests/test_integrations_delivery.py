@@ -11,16 +11,9 @@ from django.test import override_settings
 from django.utils import timezone
 from werkzeug import Response
 
-from tests.integrations_fixtures import (  # noqa: F401  (fixtures)
-    ads_feed,
-    crm_endpoint,
-    ga4_property,
-    integrations_settings,
-    make_attributed_call,
-)
+from tests.integrations_fixtures import make_attributed_call
 from wagtail_calltracking.integrations import crm, delivery
-from wagtail_calltracking.models import Delivery, DeliveryEvent, DeliveryKind, DeliveryStatus
-from wagtail_calltracking.models import Call
+from wagtail_calltracking.models import Call, Delivery, DeliveryEvent, DeliveryKind, DeliveryStatus
 from wagtail_calltracking.signals import call_completed, call_started, call_tagged
 
 pytestmark = pytest.mark.django_db

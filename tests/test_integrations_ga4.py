@@ -6,17 +6,11 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
-from hypothesis import HealthCheck, given, settings as hsettings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from tests.integrations_fixtures import (  # noqa: F401  (fixtures)
-    CLIENT_ID,
-    GA_SESSION,
-    MEASUREMENT_ID,
-    ga4_property,
-    integrations_settings,
-    make_attributed_call,
-)
+from tests.integrations_fixtures import CLIENT_ID, GA_SESSION, MEASUREMENT_ID, make_attributed_call
 from wagtail_calltracking.integrations import delivery, ga4
 from wagtail_calltracking.integrations.base import Skip
 from wagtail_calltracking.models import (

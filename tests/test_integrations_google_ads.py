@@ -3,23 +3,19 @@
 import base64
 import csv
 import io
-from datetime import timedelta
+from datetime import UTC, timedelta
 from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
-from hypothesis import HealthCheck, given, settings as hsettings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from tests.factories import make_source
-from tests.integrations_fixtures import (  # noqa: F401  (fixtures)
-    GCLID,
-    ads_feed,
-    integrations_settings,
-    make_attributed_call,
-)
+from tests.integrations_fixtures import GCLID, make_attributed_call
 from wagtail_calltracking.integrations import google_ads
 from wagtail_calltracking.models import (
     Call,
@@ -309,9 +305,9 @@ def test_time_zone_is_validated(site):
 
 
 def test_conversion_time_in_the_feeds_zone(site, ads_feed):
-    from datetime import datetime, timezone as dt_timezone
+    from datetime import datetime
 
-    call = make_attributed_call(site, started_at=datetime(2026, 5, 8, 18, 0, 0, tzinfo=dt_timezone.utc))
+    call = make_attributed_call(site, started_at=datetime(2026, 5, 8, 18, 0, 0, tzinfo=UTC))
     row = google_ads.build_row(ads_feed, call)
     ads_feed.time_zone = "Europe/Paris"
     rendered = google_ads.render_csv(ads_feed, [Delivery(payload=row)])
