@@ -105,7 +105,8 @@ class Call(models.Model):
     talk_seconds = models.PositiveIntegerField(_("talk time (s)"), null=True, blank=True)
     recording_url = models.URLField(_("recording"), max_length=1024, blank=True)
     recording_duration = models.PositiveIntegerField(_("recording length (s)"), null=True, blank=True)
-    last_sequence = models.IntegerField(default=-1, editable=False)
+    #: The whole inbound call as the provider billed it (ring + talk + announcements).
+    total_seconds = models.PositiveIntegerField(_("total duration (s)"), null=True, blank=True)
 
     # Attribution.
     source = models.ForeignKey(
@@ -153,6 +154,8 @@ class Call(models.Model):
         verbose_name=_("candidate sessions"),
     )
     is_first_time = models.BooleanField(_("first-time caller"), default=True)
+    #: When attribution ran (None: not yet, e.g. it failed and the webhook awaits replay).
+    attributed_at = models.DateTimeField(_("attributed at"), null=True, blank=True, editable=False)
 
     # Copied from the session at attribution: conversions still work after a purge.
     gclid = models.CharField("gclid", max_length=255, blank=True)
@@ -254,6 +257,9 @@ class CallEvent(models.Model):
     occurred_at = models.DateTimeField(_("occurred at"), default=timezone.now)
     sequence = models.IntegerField(null=True, blank=True)
     leg_id = models.CharField(max_length=128, blank=True)
+    #: Identity of the provider event (retries and duplicates carry the same key): an event
+    #: already recorded for the call is not applied twice.
+    dedupe_key = models.CharField(max_length=255, blank=True)
     data = models.JSONField(default=dict, blank=True)
 
     class Meta:
@@ -261,6 +267,13 @@ class CallEvent(models.Model):
         verbose_name_plural = _("call events")
         ordering = ["occurred_at", "pk"]
         indexes = [models.Index(fields=["call", "occurred_at"], name="ct_callevent_call_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["call", "dedupe_key"],
+                condition=~models.Q(dedupe_key=""),
+                name="ct_callevent_unique_key",
+            )
+        ]
 
     def __str__(self):
         return f"{self.event_type} @ {self.occurred_at}"
