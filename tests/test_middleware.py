@@ -36,8 +36,11 @@ def age_cookie(client, seconds):
     return cookie
 
 
+_NOT_WRITES = ("SELECT", "SAVEPOINT", "RELEASE", "BEGIN", "COMMIT", "SET ", "ROLLBACK")
+
+
 def writes(queries):
-    return [q["sql"] for q in queries if not q["sql"].lstrip().upper().startswith(("SELECT", "SAVEPOINT", "RELEASE"))]
+    return [q["sql"] for q in queries if not q["sql"].lstrip().upper().startswith(_NOT_WRITES)]
 
 
 def selects(queries):
@@ -491,3 +494,21 @@ def test_read_cookie_rejects_oversized_values(rf):
     request = rf.get("/")
     request.COOKIES[COOKIE] = "a" * 600
     assert read_cookie(request) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_autocommit_page_view_is_one_statement(site):
+    """Outside a transaction (production), a repeat page view is a single INSERT statement
+    (asynchronously committed on PostgreSQL), and a new visitor's writes share one commit."""
+    client = Client(HTTP_USER_AGENT=BROWSER_UA)
+    Client(HTTP_USER_AGENT=BROWSER_UA).get("/plain/")  # warm caches
+    with CaptureQueriesContext(connection) as ctx:
+        client.get("/plain/?utm_source=google&utm_medium=cpc")
+    assert len(writes(ctx.captured_queries)) == 3
+    with CaptureQueriesContext(connection) as ctx:
+        client.get("/form/")
+    assert [q["sql"].split()[0].upper() for q in ctx.captured_queries] == ["INSERT"]
+    if connection.vendor == "postgresql":
+        assert "synchronous_commit" in ctx.captured_queries[0]["sql"]
+    session = VisitorSession.objects.get(channel=Channel.PAID_SEARCH)
+    assert session.page_views.count() == 2

@@ -21,7 +21,7 @@ import logging
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.db import DatabaseError
 
-from .tracking.context import TrackingContext
+from .tracking.context import TrackingContext, tracking_writes
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,11 @@ class CallTrackingMiddleware:
     def finish(self, context: TrackingContext, response):
         if context.can_store:
             try:
-                self.record(context, response)
+                if context.needs_only_page_view:
+                    self.record(context, response)  # one statement: the page view
+                else:
+                    with tracking_writes():
+                        self.record(context, response)
             except DatabaseError:
                 # Tracking must never break the page.
                 logger.exception("Call tracking could not record a page view")

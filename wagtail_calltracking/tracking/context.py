@@ -14,11 +14,12 @@ HTML response, by the template tag when it needs a lease, and by the cache-safe 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
 
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from django.utils.cache import patch_cache_control, patch_vary_headers
 
@@ -166,7 +167,8 @@ class TrackingContext:
         if self.session_id is not None:
             return self.session_id
         try:
-            self._start_session()
+            with tracking_writes():
+                self._start_session()
         except DatabaseError:
             logger.exception("Could not start a visitor session; serving the page untracked")
             self.is_tracked = False
@@ -239,6 +241,16 @@ class TrackingContext:
         except Exception:
             return None
         return ip
+
+    @property
+    def needs_only_page_view(self) -> bool:
+        """A continuing session whose activity write is not due: the common page view."""
+        cookie = self.cookie
+        if self.session_id is None or cookie is None or self.session_created:
+            return False
+        if not cookie.ga_captured and "_ga" in self.request.COOKIES:
+            return False
+        return time.time() - cookie.written_at < int(ct_settings.ACTIVITY_WRITE_INTERVAL_SECONDS)
 
     def touch_session(self) -> None:
         """Throttled activity write for a continuing session (plus GA ids once they appear)."""
@@ -359,10 +371,35 @@ def _insert_if_session_exists(model, values: dict) -> bool:
         f"SELECT {', '.join(placeholders)} "
         f"WHERE EXISTS (SELECT 1 FROM {session_table} WHERE {qn('id')} = %s)"
     )
+    if cast and transaction.get_autocommit():
+        # The statement is its own transaction: commit it asynchronously (see
+        # tracking_writes) without the round trips of BEGIN/SET LOCAL/COMMIT.
+        sql += " AND set_config('synchronous_commit', 'off', true) IS NOT NULL"
     params.append(values["session_id"])
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount == 1
+
+
+@contextlib.contextmanager
+def tracking_writes():
+    """Group the writes of one page view into one transaction.
+
+    Outside any transaction (autocommit, the normal case) this saves a commit per write, and
+    on PostgreSQL the commit is asynchronous (``synchronous_commit = off`` for this transaction
+    only): page views are telemetry, and waiting for a WAL flush on every page view would
+    dominate the middleware's cost. A database crash can lose the last fraction of a second
+    of page views, never a call. Inside the project's own transaction (ATOMIC_REQUESTS) it
+    changes nothing: that transaction's durability is not ours to relax.
+    """
+    if not transaction.get_autocommit():
+        yield
+        return
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        yield
 
 
 def get_tracking_context(request) -> TrackingContext:

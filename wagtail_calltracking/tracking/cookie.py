@@ -9,8 +9,10 @@ forged or garbled cookie is simply a new visitor.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core import signing
 
 from ..conf import ct_settings
@@ -62,8 +64,19 @@ class VisitorCookie:
         )
 
 
+@functools.lru_cache(maxsize=4)
+def _cached_signer(salt, secret_key, fallbacks):
+    return signing.get_cookie_signer(salt=salt)
+
+
 def _signer():
-    return signing.get_cookie_signer(salt=ct_settings.VISITOR_COOKIE_NAME + SALT)
+    # Building a signer imports the backend and derives keys: once per configuration, not
+    # once per request (the hot path verifies a signature on every page view).
+    return _cached_signer(
+        ct_settings.VISITOR_COOKIE_NAME + SALT,
+        settings.SECRET_KEY,
+        tuple(getattr(settings, "SECRET_KEY_FALLBACKS", ()) or ()),
+    )
 
 
 def read_cookie(request) -> VisitorCookie | None:
