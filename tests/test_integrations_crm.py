@@ -27,7 +27,7 @@ def verify_calltracking_webhook(secret: str, body: bytes, headers) -> bool:
     except ValueError:
         return False
     message = timestamp.encode() + b"." + body
-    expected = "sha256=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    expected = "v1=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, signature)
 
 
@@ -97,7 +97,7 @@ def test_signature_verifies_with_the_documented_snippet(
     body = request.get_data()
     headers = CaseInsensitiveDict(request.headers)  # as Django's / Flask's request.headers
 
-    assert headers[crm.SIGNATURE_HEADER].startswith("sha256=")
+    assert headers[crm.SIGNATURE_HEADER].startswith("v1=")
     assert abs(int(headers[crm.TIMESTAMP_HEADER]) - time.time()) < 30
     assert verify_calltracking_webhook("crm-signing-secret", body, headers)
     assert crm.verify("crm-signing-secret", headers[crm.TIMESTAMP_HEADER], body, headers[crm.SIGNATURE_HEADER])
@@ -117,7 +117,7 @@ def test_signature_verifies_with_the_documented_snippet(
 
 def test_signature_known_vector():
     assert crm.sign("secret", 1700000000, b'{"a":1}') == (
-        "sha256=" + hmac.new(b"secret", b'1700000000.{"a":1}', hashlib.sha256).hexdigest()
+        "v1=" + hmac.new(b"secret", b'1700000000.{"a":1}', hashlib.sha256).hexdigest()
     )
 
 
@@ -158,7 +158,7 @@ def test_ping(site, integrations_settings, crm_endpoint):
     server.expect_request("/crm").respond_with_json({})
     outcome = crm.send_ping(crm_endpoint)
     assert outcome.ok
-    (request, _), = server.log
+    ((request, _),) = server.log
     assert json.loads(request.get_data())["event"] == "ping"
     assert verify_calltracking_webhook("crm-signing-secret", request.get_data(), request.headers)
 

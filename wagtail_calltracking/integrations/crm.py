@@ -7,10 +7,12 @@ Each request::
     X-CallTracking-Event: call.completed
     X-CallTracking-Delivery: 1234            (the same on every retry: de-duplicate on it)
     X-CallTracking-Timestamp: 1715170000     (unix seconds of this attempt)
-    X-CallTracking-Signature: sha256=<hex HMAC-SHA256(secret, timestamp + "." + raw body)>
+    X-CallTracking-Signature: v1=<hex HMAC-SHA256(secret, timestamp + "." + raw body)>
 
-The receiver recomputes the HMAC over the raw body bytes it received, compares in constant
-time, and rejects timestamps too far from its clock (replays). See docs/integrations.md.
+The same scheme as the inbound generic telephony webhook (``webhooks/generic.py``), so one
+verification routine serves both directions. The receiver recomputes the HMAC over the raw
+body bytes it received, compares in constant time, and rejects timestamps too far from its
+clock (replays). See docs/integrations.md.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ DELIVERY_HEADER = "X-CallTracking-Delivery"
 
 def sign(secret: str, timestamp: int | str, body: bytes) -> str:
     message = str(timestamp).encode() + b"." + body
-    return "sha256=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    return "v1=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
 def verify(secret: str, timestamp: str, body: bytes, signature: str, *, tolerance=300, now=None) -> bool:

@@ -56,15 +56,39 @@ GA4_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
 #: Names GA4 reserves for its own events (Measurement Protocol reference).
 GA4_RESERVED_EVENT_NAMES = frozenset(
     {
-        "ad_activeview", "ad_click", "ad_exposure", "ad_impression", "ad_query",
-        "ad_reward", "adunit_exposure", "app_background", "app_clear_data",
-        "app_exception", "app_install", "app_remove", "app_store_refund",
-        "app_store_subscription_cancel", "app_store_subscription_convert",
-        "app_store_subscription_renew", "app_update", "app_upgrade", "dynamic_link_app_open",
-        "dynamic_link_app_update", "dynamic_link_first_open", "error", "first_open",
-        "first_visit", "in_app_purchase", "notification_dismiss", "notification_foreground",
-        "notification_open", "notification_receive", "os_update", "session_start",
-        "session_start_with_rollout", "user_engagement",
+        "ad_activeview",
+        "ad_click",
+        "ad_exposure",
+        "ad_impression",
+        "ad_query",
+        "ad_reward",
+        "adunit_exposure",
+        "app_background",
+        "app_clear_data",
+        "app_exception",
+        "app_install",
+        "app_remove",
+        "app_store_refund",
+        "app_store_subscription_cancel",
+        "app_store_subscription_convert",
+        "app_store_subscription_renew",
+        "app_update",
+        "app_upgrade",
+        "dynamic_link_app_open",
+        "dynamic_link_app_update",
+        "dynamic_link_first_open",
+        "error",
+        "first_open",
+        "first_visit",
+        "in_app_purchase",
+        "notification_dismiss",
+        "notification_foreground",
+        "notification_open",
+        "notification_receive",
+        "os_update",
+        "session_start",
+        "session_start_with_rollout",
+        "user_engagement",
     }
 )
 GA4_RESERVED_PREFIXES = ("_", "firebase_", "ga_", "google_", "gtag.")
@@ -73,9 +97,7 @@ MEASUREMENT_ID_RE = re.compile(r"^G-[A-Z0-9]{4,20}$", re.IGNORECASE)
 
 def validate_ga4_event_name(value):
     if not GA4_NAME_RE.match(value or ""):
-        raise ValidationError(
-            _("Use up to 40 letters, digits and underscores, starting with a letter.")
-        )
+        raise ValidationError(_("Use up to 40 letters, digits and underscores, starting with a letter."))
     if value in GA4_RESERVED_EVENT_NAMES or value.lower().startswith(GA4_RESERVED_PREFIXES):
         raise ValidationError(_("“%(name)s” is reserved by Google Analytics.") % {"name": value})
 
@@ -90,8 +112,7 @@ def validate_time_zone(value):
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ValidationError(
-            _("Unknown time zone “%(zone)s”: use an IANA name such as America/New_York.")
-            % {"zone": value}
+            _("Unknown time zone “%(zone)s”: use an IANA name such as America/New_York.") % {"zone": value}
         )
 
 
@@ -178,9 +199,7 @@ class GA4Property(CallRules):
             self.measurement_id = self.measurement_id.strip().upper()
         clash = GA4Property.objects.filter(site=self.site, measurement_id=self.measurement_id)
         if self.measurement_id and clash.exclude(pk=self.pk).exists():
-            raise ValidationError(
-                {"measurement_id": _("This measurement id is already set up for this site.")}
-            )
+            raise ValidationError({"measurement_id": _("This measurement id is already set up for this site.")})
 
 
 class GoogleAdsFeed(ClusterableModel, CallRules):
@@ -216,9 +235,7 @@ class GoogleAdsFeed(ClusterableModel, CallRules):
         _("conversion name"),
         max_length=100,
         default="Phone call",
-        help_text=_(
-            "Must match exactly a conversion action of type Import › Conversions from clicks."
-        ),
+        help_text=_("Must match exactly a conversion action of type Import › Conversions from clicks."),
     )
     default_value = models.DecimalField(
         _("default conversion value"),
@@ -234,9 +251,7 @@ class GoogleAdsFeed(ClusterableModel, CallRules):
         default=60,
         help_text=_("Shorter calls are not sent (0: any length)."),
     )
-    default_currency = models.CharField(
-        _("default currency"), max_length=3, blank=True, validators=[validate_currency]
-    )
+    default_currency = models.CharField(_("default currency"), max_length=3, blank=True, validators=[validate_currency])
     window_days = models.PositiveIntegerField(
         _("days of conversions in the feed"),
         default=60,
@@ -281,9 +296,7 @@ class GoogleAdsSourceRule(models.Model):
         related_name="google_ads_rules",
         verbose_name=_("tracking source"),
     )
-    include = models.BooleanField(
-        _("send this source's calls"), default=True, help_text=_("Off: never in the feed.")
-    )
+    include = models.BooleanField(_("send this source's calls"), default=True, help_text=_("Off: never in the feed."))
     conversion_name = models.CharField(
         _("conversion name"), max_length=100, blank=True, help_text=_("Empty: the feed's.")
     )
@@ -302,9 +315,7 @@ class GoogleAdsSourceRule(models.Model):
     class Meta:
         verbose_name = _("source rule")
         verbose_name_plural = _("source rules")
-        constraints = [
-            models.UniqueConstraint(fields=["feed", "source"], name="ct_adsrule_unique_source")
-        ]
+        constraints = [models.UniqueConstraint(fields=["feed", "source"], name="ct_adsrule_unique_source")]
 
     def __str__(self):
         return f"{self.feed}: {self.source}"
@@ -335,7 +346,7 @@ class CRMEndpoint(models.Model):
         max_length=255,
         default=generate_secret,
         help_text=_(
-            "Each request carries X-CallTracking-Signature: HMAC-SHA256 of "
+            "Each request carries X-CallTracking-Signature: v1=HMAC-SHA256 of "
             "“timestamp.body” with this secret (see the documentation)."
         ),
     )
@@ -416,9 +427,7 @@ class Delivery(models.Model):
         verbose_name_plural = _("deliveries")
         ordering = ["-created_at", "-pk"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["kind", "target_id", "call", "event"], name="ct_delivery_unique_event"
-            )
+            models.UniqueConstraint(fields=["kind", "target_id", "call", "event"], name="ct_delivery_unique_event")
         ]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="ct_delivery_due_idx"),
