@@ -3,10 +3,9 @@
 from django.conf import settings
 from django.contrib.staticfiles.views import serve
 from django.urls import re_path
-
 from example_site.urls import urlpatterns as site_urlpatterns
 
 urlpatterns = [
-    re_path(r"^%s(?P<path>.*)$" % settings.STATIC_URL.lstrip("/"), serve, {"insecure": True}),
+    re_path(rf"^{settings.STATIC_URL.lstrip('/')}(?P<path>.*)$", serve, {"insecure": True}),
     *site_urlpatterns,
 ]
