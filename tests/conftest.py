@@ -38,7 +38,14 @@ def home_page(db):
 
     root = Page.get_first_root_node()
     if root is None:
-        # A transactional test flushed the tables, Wagtail's initial root page included.
+        # A transactional test flushed the tables, Wagtail's initial data included.
+        from django.conf import settings
+        from wagtail.coreutils import get_supported_content_language_variant
+        from wagtail.models import Locale
+
+        Locale.objects.get_or_create(
+            language_code=get_supported_content_language_variant(settings.LANGUAGE_CODE)
+        )
         root = Page.add_root(instance=Page(title="Root", slug="root", live=True))
     existing = HomePage.objects.first()
     if existing:
