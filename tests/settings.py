@@ -8,7 +8,7 @@ server must not share it).
 import os
 
 from example_site.settings import *  # noqa: F403
-from example_site.settings import DATABASES, WAGTAIL_CALLTRACKING
+from example_site.settings import DATABASES, INSTALLED_APPS, WAGTAIL_CALLTRACKING
 
 DEBUG = False
 SECRET_KEY = "tests-secret-key"
@@ -27,6 +27,8 @@ DATABASES["default"]["TEST"] = {
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+# The production task backend (django-tasks-db), for the tests of deferred delivery retries.
+INSTALLED_APPS = [*INSTALLED_APPS, "django_tasks_db"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

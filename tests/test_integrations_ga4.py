@@ -47,7 +47,7 @@ def test_event_reaches_ga4_with_session_and_attribution(
     row = send_completed(call, django_capture_on_commit_callbacks)
 
     assert row.status == DeliveryStatus.DELIVERED
-    (request, _), = server.log
+    ((request, _),) = server.log
     body = json.loads(request.get_data())
     assert body["client_id"] == CLIENT_ID
     assert body["timestamp_micros"] == int(call.started_at.timestamp() * 1_000_000)
@@ -73,7 +73,7 @@ def test_no_phone_number_is_ever_sent(site, integrations_settings, ga4_property,
     server.expect_request("/ga/mp/collect").respond_with_data("", status=204)
     call = make_attributed_call(site, caller_name="Jane Doe")
     send_completed(call, django_capture_on_commit_callbacks)
-    (request, _), = server.log
+    ((request, _),) = server.log
     raw = request.get_data(as_text=True)
     digits = "".join(ch for ch in raw if ch.isdigit())
     for number in (call.from_number, call.to_number):
@@ -106,7 +106,9 @@ def test_calls_that_do_not_count_are_skipped_with_a_reason(
     assert integrations_settings.log == []
 
 
-def test_missed_calls_count_when_configured(site, integrations_settings, ga4_property, django_capture_on_commit_callbacks):
+def test_missed_calls_count_when_configured(
+    site, integrations_settings, ga4_property, django_capture_on_commit_callbacks
+):
     integrations_settings.expect_request("/ga/mp/collect").respond_with_data("", status=204)
     ga4_property.answered_only = False
     ga4_property.save()
@@ -147,8 +149,13 @@ def test_a_retry_past_72_hours_is_skipped_not_sent(site, integrations_settings, 
     payload = ga4.build_event_payload(ga4_property, call)
     payload["timestamp_micros"] -= 2 * 3600 * 1_000_000  # as if two more hours went by
     row = Delivery.objects.create(
-        kind=DeliveryKind.GA4, target_id=ga4_property.pk, call=call, event="call_completed",
-        payload=payload, status=DeliveryStatus.RETRYING, next_attempt_at=timezone.now(),
+        kind=DeliveryKind.GA4,
+        target_id=ga4_property.pk,
+        call=call,
+        event="call_completed",
+        payload=payload,
+        status=DeliveryStatus.RETRYING,
+        next_attempt_at=timezone.now(),
     )
     delivery.process_due()
     row.refresh_from_db()
@@ -162,11 +169,14 @@ def test_future_timestamps_are_clamped(site, integrations_settings, ga4_property
     integrations_settings.expect_request("/ga/mp/collect").respond_with_data("", status=204)
     call = make_attributed_call(site, started_at=timezone.now() + timedelta(minutes=3))
     row = Delivery.objects.create(
-        kind=DeliveryKind.GA4, target_id=ga4_property.pk, call=call, event="call_completed",
+        kind=DeliveryKind.GA4,
+        target_id=ga4_property.pk,
+        call=call,
+        event="call_completed",
         next_attempt_at=timezone.now(),
     )
     delivery.process_due()
-    (request, _), = integrations_settings.log
+    ((request, _),) = integrations_settings.log
     sent = json.loads(request.get_data())["timestamp_micros"]
     assert sent <= timezone.now().timestamp() * 1_000_000
     row.refresh_from_db()
@@ -195,7 +205,7 @@ def test_session_id_of_another_property_is_not_used(ga4_property):
 
 def test_limits_are_respected(site, ga4_property):
     call = make_attributed_call(site)
-    call.touches.update(campaign="c" * 500, keyword="k" * 300)
+    call.touches.update(campaign="c" * 250, keyword="k" * 200)
     payload = ga4.build_event_payload(ga4_property, Call.objects.get(pk=call.pk))
     params = payload["events"][0]["params"]
     assert params["campaign"] == "c" * 100
@@ -206,8 +216,13 @@ def test_limits_are_respected(site, ga4_property):
 @given(
     st.dictionaries(
         st.text(min_size=0, max_size=60),
-        st.one_of(st.text(max_size=300), st.integers(), st.booleans(), st.none(),
-                  st.decimals(allow_nan=False, allow_infinity=False, places=2)),
+        st.one_of(
+            st.text(max_size=300),
+            st.integers(),
+            st.booleans(),
+            st.none(),
+            st.decimals(allow_nan=False, allow_infinity=False, places=2),
+        ),
         max_size=60,
     )
 )
@@ -282,9 +297,7 @@ def test_validate_uses_the_debug_endpoint(site, integrations_settings, ga4_prope
             "validationCode": "VALUE_INVALID",
         }
     ]
-    server.expect_request("/ga/debug/mp/collect", method="POST").respond_with_json(
-        {"validationMessages": messages}
-    )
+    server.expect_request("/ga/debug/mp/collect", method="POST").respond_with_json({"validationMessages": messages})
     result = ga4.validate(ga4_property)
     assert result["messages"] == messages
     assert result["error"] == ""
@@ -296,11 +309,17 @@ def test_validate_reports_success_and_uses_the_latest_real_payload(site, integra
     server.expect_request("/ga/debug/mp/collect").respond_with_json({"validationMessages": []})
     call = make_attributed_call(site)
     payload = ga4.build_event_payload(ga4_property, call)
-    Delivery.objects.create(kind=DeliveryKind.GA4, target_id=ga4_property.pk, call=call,
-                            event="call_completed", payload=payload, status=DeliveryStatus.DELIVERED)
+    Delivery.objects.create(
+        kind=DeliveryKind.GA4,
+        target_id=ga4_property.pk,
+        call=call,
+        event="call_completed",
+        payload=payload,
+        status=DeliveryStatus.DELIVERED,
+    )
     result = ga4.validate(ga4_property)
     assert result["messages"] == [] and result["error"] == ""
-    (request, _), = server.log
+    ((request, _),) = server.log
     assert json.loads(request.get_data()) == payload
 
 
@@ -308,8 +327,11 @@ def test_validate_network_error_hides_the_secret(site, settings, ga4_property):
     from django.test import override_settings
 
     with override_settings(
-        WAGTAIL_CALLTRACKING={**settings.WAGTAIL_CALLTRACKING, "GA4_ENDPOINT": "http://127.0.0.1:9",
-                              "HTTP_TIMEOUT_SECONDS": 1}
+        WAGTAIL_CALLTRACKING={
+            **settings.WAGTAIL_CALLTRACKING,
+            "GA4_ENDPOINT": "http://127.0.0.1:9",
+            "HTTP_TIMEOUT_SECONDS": 1,
+        }
     ):
         result = ga4.validate(ga4_property)
     assert result["error"]
@@ -320,8 +342,11 @@ def test_send_error_hides_the_secret(site, settings, ga4_property, django_captur
     from django.test import override_settings
 
     with override_settings(
-        WAGTAIL_CALLTRACKING={**settings.WAGTAIL_CALLTRACKING, "GA4_ENDPOINT": "http://127.0.0.1:9",
-                              "HTTP_TIMEOUT_SECONDS": 1}
+        WAGTAIL_CALLTRACKING={
+            **settings.WAGTAIL_CALLTRACKING,
+            "GA4_ENDPOINT": "http://127.0.0.1:9",
+            "HTTP_TIMEOUT_SECONDS": 1,
+        }
     ):
         row = send_completed(make_attributed_call(site), django_capture_on_commit_callbacks)
     assert row.status == DeliveryStatus.RETRYING
