@@ -222,9 +222,7 @@ def test_enqueue_failure_leaves_the_row_for_the_command(
     server = integrations_settings
     server.expect_request("/crm").respond_with_json({})
     call = make_attributed_call(site)
-    with override_settings(
-        WAGTAIL_CALLTRACKING={**settings.WAGTAIL_CALLTRACKING, "TASK_BACKEND": "no-such-backend"}
-    ):
+    with override_settings(WAGTAIL_CALLTRACKING={**settings.WAGTAIL_CALLTRACKING, "TASK_BACKEND": "no-such-backend"}):
         complete(call, django_capture_on_commit_callbacks)
         row = Delivery.objects.get(call=call, kind=DeliveryKind.CRM)
         assert row.status == DeliveryStatus.PENDING
@@ -263,7 +261,10 @@ def test_a_broken_integration_never_reaches_the_sender(
 def test_claim_is_exclusive(site, crm_endpoint):
     call = make_attributed_call(site)
     row = Delivery.objects.create(
-        kind=DeliveryKind.CRM, target_id=crm_endpoint.pk, call=call, event=DeliveryEvent.CALL_COMPLETED,
+        kind=DeliveryKind.CRM,
+        target_id=crm_endpoint.pk,
+        call=call,
+        event=DeliveryEvent.CALL_COMPLETED,
         next_attempt_at=timezone.now(),
     )
     assert delivery.claim(row.pk) is True
@@ -275,8 +276,12 @@ def test_stale_claims_come_back(site, integrations_settings, crm_endpoint):
     integrations_settings.expect_request("/crm").respond_with_json({})
     call = make_attributed_call(site)
     row = Delivery.objects.create(
-        kind=DeliveryKind.CRM, target_id=crm_endpoint.pk, call=call, event=DeliveryEvent.CALL_COMPLETED,
-        status=DeliveryStatus.SENDING, claimed_until=timezone.now() - timedelta(seconds=1),
+        kind=DeliveryKind.CRM,
+        target_id=crm_endpoint.pk,
+        call=call,
+        event=DeliveryEvent.CALL_COMPLETED,
+        status=DeliveryStatus.SENDING,
+        claimed_until=timezone.now() - timedelta(seconds=1),
     )
     counts = delivery.process_due()
     row.refresh_from_db()
@@ -287,13 +292,19 @@ def test_stale_claims_come_back(site, integrations_settings, crm_endpoint):
 def test_deleted_and_disabled_targets(site, integrations_settings, crm_endpoint, ga4_property):
     call = make_attributed_call(site)
     gone = Delivery.objects.create(
-        kind=DeliveryKind.CRM, target_id=999999, call=call, event=DeliveryEvent.CALL_COMPLETED,
+        kind=DeliveryKind.CRM,
+        target_id=999999,
+        call=call,
+        event=DeliveryEvent.CALL_COMPLETED,
         next_attempt_at=timezone.now(),
     )
     ga4_property.active = False
     ga4_property.save()
     off = Delivery.objects.create(
-        kind=DeliveryKind.GA4, target_id=ga4_property.pk, call=call, event=DeliveryEvent.CALL_COMPLETED,
+        kind=DeliveryKind.GA4,
+        target_id=ga4_property.pk,
+        call=call,
+        event=DeliveryEvent.CALL_COMPLETED,
         next_attempt_at=timezone.now(),
     )
     delivery.process_due()
@@ -343,7 +354,9 @@ def test_started_and_tagged_events(site, integrations_settings, crm_endpoint, dj
     assert last["event"] == "call.tagged" and last["call"]["tag"] == "existing_customer"
 
 
-def test_endpoint_not_subscribed_gets_nothing(site, integrations_settings, crm_endpoint, django_capture_on_commit_callbacks):
+def test_endpoint_not_subscribed_gets_nothing(
+    site, integrations_settings, crm_endpoint, django_capture_on_commit_callbacks
+):
     crm_endpoint.on_call_started = False
     crm_endpoint.save()
     call = make_attributed_call(site)
@@ -368,7 +381,9 @@ def test_command_backfill_and_stats(site, integrations_settings, crm_endpoint):
     server.expect_request("/crm").respond_with_json({})
     call = make_attributed_call(site)  # completed, but no signal was ever sent
     out = _Sink()
-    call_command("calltracking_deliveries", "--backfill", (timezone.now() - timedelta(days=1)).date().isoformat(), stdout=out)
+    call_command(
+        "calltracking_deliveries", "--backfill", (timezone.now() - timedelta(days=1)).date().isoformat(), stdout=out
+    )
     assert "1 missing delivery(ies) scheduled" in out.text
     assert Delivery.objects.get(call=call).status == DeliveryStatus.DELIVERED
     # Idempotent: nothing new the second time.
@@ -385,8 +400,13 @@ def test_command_retry_failed_and_resend(site, integrations_settings, crm_endpoi
     server.expect_request("/crm").respond_with_json({})
     call = make_attributed_call(site)
     row = Delivery.objects.create(
-        kind=DeliveryKind.CRM, target_id=crm_endpoint.pk, call=call, event=DeliveryEvent.CALL_COMPLETED,
-        status=DeliveryStatus.FAILED, attempts=8, last_error="HTTP 500",
+        kind=DeliveryKind.CRM,
+        target_id=crm_endpoint.pk,
+        call=call,
+        event=DeliveryEvent.CALL_COMPLETED,
+        status=DeliveryStatus.FAILED,
+        attempts=8,
+        last_error="HTTP 500",
     )
     out = _Sink()
     call_command("calltracking_deliveries", "--retry-failed", stdout=out)

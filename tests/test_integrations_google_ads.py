@@ -92,8 +92,12 @@ def test_fetch_marks_rows_delivered_and_keeps_listing_them(client, site, ads_fee
 
 
 def test_rows_older_than_the_window_leave_the_feed(client, site, ads_feed, django_capture_on_commit_callbacks):
-    complete(make_attributed_call(site, started_at=timezone.now() - timedelta(days=61)), django_capture_on_commit_callbacks)
-    complete(make_attributed_call(site, started_at=timezone.now() - timedelta(days=59)), django_capture_on_commit_callbacks)
+    complete(
+        make_attributed_call(site, started_at=timezone.now() - timedelta(days=61)), django_capture_on_commit_callbacks
+    )
+    complete(
+        make_attributed_call(site, started_at=timezone.now() - timedelta(days=59)), django_capture_on_commit_callbacks
+    )
     _, rows = parse(client.get(feed_url(ads_feed)).content)
     assert len(rows) == 2  # header + the recent one
 
@@ -127,7 +131,7 @@ def test_click_id_from_the_session_when_not_copied_to_the_call(site, ads_feed):
 @pytest.mark.parametrize(
     "changes, reason",
     [
-        ({"gclid": "=HYPERLINK(\"http://x\")"}, "malformed"),
+        ({"gclid": '=HYPERLINK("http://x")'}, "malformed"),
         ({"result": "missed", "talk_seconds": 0}, "Not answered"),
         ({"talk_seconds": 59}, "under the minimum"),
         ({"tag": "spam"}, "spam"),
@@ -155,7 +159,10 @@ def test_no_click_id_is_skipped(site, ads_feed, django_capture_on_commit_callbac
 def test_source_rules(site, ads_feed):
     call = make_attributed_call(site, talk_seconds=40)
     rule = GoogleAdsSourceRule.objects.create(
-        feed=ads_feed, source=call.source, conversion_name="Qualified call", min_talk_seconds=30,
+        feed=ads_feed,
+        source=call.source,
+        conversion_name="Qualified call",
+        min_talk_seconds=30,
         value=Decimal("120"),
     )
     feed = GoogleAdsFeed.objects.prefetch_related("source_rules").get(pk=ads_feed.pk)

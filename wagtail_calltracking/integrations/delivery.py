@@ -50,9 +50,7 @@ def get_integration(kind):
 
 def load_call(call_id) -> Call | None:
     return (
-        Call.objects.select_related(
-            "site", "source", "session", "tracking_number", "manager"
-        )
+        Call.objects.select_related("site", "source", "session", "tracking_number", "manager")
         .filter(pk=call_id)
         .first()
     )
@@ -95,13 +93,17 @@ def schedule(call, event: str, *, enqueue_sends: bool = True) -> list[Delivery]:
 
 def _refresh_for_new_tag(delivery) -> bool:
     """A call re-tagged later sends its new state: the row is reset (not duplicated)."""
-    updated = Delivery.objects.filter(pk=delivery.pk).exclude(status=DeliveryStatus.SENDING).update(
-        status=DeliveryStatus.PENDING,
-        payload={},
-        attempts=0,
-        next_attempt_at=timezone.now(),
-        skip_reason="",
-        last_error="",
+    updated = (
+        Delivery.objects.filter(pk=delivery.pk)
+        .exclude(status=DeliveryStatus.SENDING)
+        .update(
+            status=DeliveryStatus.PENDING,
+            payload={},
+            attempts=0,
+            next_attempt_at=timezone.now(),
+            skip_reason="",
+            last_error="",
+        )
     )
     if updated:
         delivery.refresh_from_db()
@@ -128,9 +130,7 @@ def _mark_skipped(delivery, reason):
     delivery.skip_reason = reason[:255]
     delivery.next_attempt_at = None
     delivery.claimed_until = None
-    delivery.save(
-        update_fields=["status", "skip_reason", "next_attempt_at", "claimed_until", "updated_at"]
-    )
+    delivery.save(update_fields=["status", "skip_reason", "next_attempt_at", "claimed_until", "updated_at"])
 
 
 # --- enqueueing ---------------------------------------------------------------------------
@@ -338,9 +338,7 @@ def resend(delivery_ids) -> int:
     delivery_ids = list(delivery_ids)
     reset_for_resend(delivery_ids)
     ready = list(
-        Delivery.objects.filter(pk__in=delivery_ids, status=DeliveryStatus.PENDING).values_list(
-            "pk", flat=True
-        )
+        Delivery.objects.filter(pk__in=delivery_ids, status=DeliveryStatus.PENDING).values_list("pk", flat=True)
     )
     for delivery_id in ready:
         enqueue(delivery_id)
@@ -365,4 +363,3 @@ def counts_by_status() -> dict:
         (row["kind"], row["status"]): row["n"]
         for row in Delivery.objects.values("kind", "status").annotate(n=Count("pk"))
     }
-

@@ -166,9 +166,9 @@ def mark_fetched(feed: GoogleAdsFeed, delivery_ids) -> int:
 
     now = timezone.now()
     GoogleAdsFeed.objects.filter(pk=feed.pk).update(last_fetched_at=now)
-    return Delivery.objects.filter(
-        pk__in=list(delivery_ids), status=DeliveryStatus.AWAITING_FETCH
-    ).update(status=DeliveryStatus.DELIVERED, delivered_at=now, updated_at=now)
+    return Delivery.objects.filter(pk__in=list(delivery_ids), status=DeliveryStatus.AWAITING_FETCH).update(
+        status=DeliveryStatus.DELIVERED, delivered_at=now, updated_at=now
+    )
 
 
 class GoogleAdsIntegration(Integration):
@@ -179,9 +179,7 @@ class GoogleAdsIntegration(Integration):
         if event != DeliveryEvent.CALL_COMPLETED:
             return []
         return list(
-            GoogleAdsFeed.objects.filter(payloads.site_filter(call), active=True).prefetch_related(
-                "source_rules"
-            )
+            GoogleAdsFeed.objects.filter(payloads.site_filter(call), active=True).prefetch_related("source_rules")
         )
 
     def build_payload(self, target, call, event, delivery):

@@ -148,17 +148,11 @@ def journey(call) -> dict | None:
     if session is None:
         return None
     views = list(
-        session.page_views.order_by("viewed_at", "pk").values("path", "title", "viewed_at")[
-            : JOURNEY_MAX_PAGES + 1
-        ]
+        session.page_views.order_by("viewed_at", "pk").values("path", "title", "viewed_at")[: JOURNEY_MAX_PAGES + 1]
     )
-    page_count = (
-        len(views) if len(views) <= JOURNEY_MAX_PAGES else session.page_views.count()
-    )
+    page_count = len(views) if len(views) <= JOURNEY_MAX_PAGES else session.page_views.count()
     earlier_visits = (
-        session.visitor.sessions.filter(started_at__lt=session.started_at).count()
-        if session.visitor_id
-        else 0
+        session.visitor.sessions.filter(started_at__lt=session.started_at).count() if session.visitor_id else 0
     )
     return {
         "session_started_at": iso(session.started_at),
