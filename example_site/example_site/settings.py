@@ -135,4 +135,7 @@ WAGTAIL_CALLTRACKING = {
     "GENERIC_SECRET": os.environ.get("CALLTRACKING_GENERIC_SECRET") or None,
     # Simulated calls for the demo (calltracking_simulate_call). Off in production.
     "DEMO_PROVIDER_ENABLED": os.environ.get("CALLTRACKING_DEMO_PROVIDER", "1") == "1",
+    # GA4 events go to the example site's local receiver (home/demo/receiver.py), never to
+    # Google, unless CALLTRACKING_GA4_ENDPOINT=https://www.google-analytics.com is set.
+    "GA4_ENDPOINT": os.environ.get("CALLTRACKING_GA4_ENDPOINT") or f"{WAGTAILADMIN_BASE_URL}/demo-receiver/ga4",
 }

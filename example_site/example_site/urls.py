@@ -10,6 +10,8 @@ urlpatterns = [
     path("admin/", include(wagtailadmin_urls)),
     path("documents/", include(wagtaildocs_urls)),
     path("calltracking/", include("wagtail_calltracking.urls")),
+    # Local stand-ins for GA4 and a CRM: the demo's deliveries never leave the machine.
+    path("demo-receiver/", include("home.demo.receiver")),
 ]
 
 if settings.DEBUG:

@@ -44,7 +44,7 @@ HEADER = [
 ]
 #: Click ids are URL-safe tokens. Anything else (a forged ``?gclid==HYPERLINK(…)``) is
 #: refused: it would be rejected by Google and is a spreadsheet-injection risk.
-CLICK_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,255}$")
+CLICK_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 #: Precedence when a click carries several ids (they are never combined).
 CLICK_ID_PRECEDENCE = ("gclid", "wbraid", "gbraid")
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"

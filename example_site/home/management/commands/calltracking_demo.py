@@ -3,11 +3,12 @@
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from home.demo import pages
+from home.demo import integrations, pages
 
 # One module per area, in dependency order; each exposes an idempotent load(stdout).
 DEMO_STEPS = [
     pages,
+    integrations,
 ]
 
 
