@@ -21,8 +21,10 @@ Lease semantics — attribution (``attribution.py``) and the admin rely on them:
 
 Concurrency: every change to a number's ``current_lease``/``idle_since`` happens in a
 transaction holding that number's row lock. On PostgreSQL (and other databases with
-``SELECT … FOR UPDATE SKIP LOCKED``) concurrent visitors lock *different* free numbers —
-no table or global lock, no retries: a locked number is simply skipped. On SQLite the
+``SELECT … FOR NO KEY UPDATE SKIP LOCKED``) concurrent visitors lock *different* free
+numbers — no table or global lock, no retries: a locked number is simply skipped. (``NO KEY``:
+the row locks never block inserts whose foreign keys point at the locked rows, such as page
+views of the session.) On SQLite the
 transaction first takes the database write lock (a no-op write), so concurrent leasing
 waits on ``timeout`` instead of failing on a lock upgrade, whatever the project's
 ``transaction_mode``. The one race that remains — a visitor refreshing a lease at the
@@ -261,7 +263,7 @@ def _acquire(pool, session_id, now, *, previous=None, lock_session=True) -> Leas
             # Serialise one session's concurrent requests (parallel tabs, prefetches) so that
             # it never ends up holding two numbers; other sessions are not blocked.
             locked = list(
-                VisitorSession.objects.select_for_update().filter(pk=session_id).values_list("pk", flat=True)
+                VisitorSession.objects.select_for_update(no_key=True).filter(pk=session_id).values_list("pk", flat=True)
             )
             if not locked:
                 return None
@@ -298,7 +300,7 @@ def _revive(pool, previous: SessionLease, now) -> LeaseResult | None:
         TrackingNumber.objects.filter(
             pk=previous.number_id, current_lease_id=previous.lease_id, active=True, pool_id=pool.id
         )
-        .select_for_update(skip_locked=True)
+        .select_for_update(skip_locked=True, no_key=True)
         .values_list("pk", flat=True)
     )
     if not locked:
@@ -340,7 +342,7 @@ def _lease_free_number(pool, session_id, now) -> LeaseResult | None:
                 )
             )
             .order_by(F("free_since").asc(nulls_first=True), "pk")
-            .select_for_update(skip_locked=True, of=("self",))
+            .select_for_update(skip_locked=True, of=("self",), no_key=True)
             .values_list("pk", "number", "current_lease_id")
             .first()
         )
@@ -388,7 +390,7 @@ def _exhausted(pool, session_id, now) -> LeaseResult:
                 pool_id=pool.id, active=True, current_lease__isnull=False
             )
             .order_by("current_lease__last_seen_at", "pk")
-            .select_for_update(skip_locked=True, of=("self",))
+            .select_for_update(skip_locked=True, of=("self",), no_key=True)
             .values_list("pk", "number", "current_lease_id")
             .first()
         )
@@ -435,7 +437,7 @@ def release_lease(lease, reason: str, at: datetime | None = None) -> bool:
         if row is None:
             return False
         number = (
-            TrackingNumber.objects.select_for_update().filter(pk=row.number_id)
+            TrackingNumber.objects.select_for_update(no_key=True).filter(pk=row.number_id)
             .values_list("current_lease_id", flat=True).first()
         )
         end = min(at, lease_end(row)) if row.released_at is None else row.released_at
@@ -486,7 +488,7 @@ def release_expired_leases(now: datetime | None = None, batch_size: int = 500) -
                         current_lease__released_at__isnull=True,
                         current_lease__last_seen_at__lte=now - hold,
                     )
-                    .select_for_update(skip_locked=True, of=("self",))
+                    .select_for_update(skip_locked=True, of=("self",), no_key=True)
                     .values_list("pk", "current_lease_id")[:batch_size]
                 )
                 for number_id, lease_id in rows:

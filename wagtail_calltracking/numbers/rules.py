@@ -100,9 +100,25 @@ class SourceRule:
     def has_landing_rule(self) -> bool:
         return bool(self.landing_parameter or self.landing_path)
 
+    @property
+    def has_rules(self) -> bool:
+        return any(
+            (
+                self.landing_parameter,
+                self.landing_path,
+                self.utm_source,
+                self.utm_medium,
+                self.utm_campaign,
+                self.channel,
+                self.referrer_domain,
+            )
+        )
+
     def matches(self, session, landing_value: str) -> bool:
         """Every filled rule must match; a source without rules matches nothing (it is used
         only when a template forces it)."""
+        if not self.has_rules:
+            return False
         if self.landing_parameter:
             value = self.landing_parameter
             offline_source = (
