@@ -70,6 +70,7 @@ def test_payload_carries_the_call_and_its_attribution(
     }
     assert c["tracking_number"] == {"number": call.to_number, "label": "Website pool 1"}
     assert c["value"] == "75.00" and c["currency"] == "USD"
+    assert c["admin_url"].endswith(f"/admin/calltracking/calls/{call.pk}/")
 
     a = body["attribution"]
     assert a["tracking_source"] == {"id": call.source_id, "name": "Google Ads"}

@@ -173,6 +173,19 @@ def journey(call) -> dict | None:
     }
 
 
+def admin_url(call) -> str:
+    """The call's page in the Wagtail admin (absolute when WAGTAILADMIN_BASE_URL is set)."""
+    from django.conf import settings
+    from django.urls import NoReverseMatch, reverse
+
+    try:
+        path = reverse("wagtail_calltracking_calls:inspect", args=[call.pk])
+    except NoReverseMatch:
+        return ""
+    base = getattr(settings, "WAGTAILADMIN_BASE_URL", "") or ""
+    return base.rstrip("/") + path
+
+
 def call_dict(call) -> dict:
     value, currency = conversion_value(call)
     manager = call.manager if call.manager_id else None
@@ -207,6 +220,7 @@ def call_dict(call) -> dict:
         "value": str(value) if value is not None else None,
         "currency": currency,
         "note": call.note,
+        "admin_url": admin_url(call),
     }
 
 
