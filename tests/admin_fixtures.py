@@ -137,13 +137,14 @@ def journey_call(*, pages=3, started_at=None, visits=2, caller="+13125550100", *
     return call
 
 
-def simple_call(*, channel=Channel.PAID_SEARCH, source="google", campaign="", keyword="",
-                started_at=None, result=CallResult.ANSWERED, **kwargs):
-    """A call with touches but no journey rows (fast, for listings and reports)."""
+def simple_call(*, channel=Channel.PAID_SEARCH, utm_source="google", medium="", campaign="",
+                keyword="", started_at=None, result=CallResult.ANSWERED, **kwargs):
+    """A call with the same three touches and no journey rows (fast, for listings and
+    reports). ``source`` (a Source) and other Call fields go through ``kwargs``."""
     call = make_call(started_at=started_at or timezone.now(), result=result, **kwargs)
     CallTouch.objects.bulk_create(
-        CallTouch(call=call, model=model, channel=channel, source=source, campaign=campaign,
-                  keyword=keyword)
+        CallTouch(call=call, model=model, channel=channel, source=utm_source, medium=medium,
+                  campaign=campaign, keyword=keyword)
         for model in TouchModel.values
     )
     return call

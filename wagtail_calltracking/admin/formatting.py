@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.utils.translation import gettext as _
 from wagtail.coreutils import multigetattr
 
@@ -56,3 +58,27 @@ def export_value(item, accessor):
     except AttributeError:
         return ""
     return "" if value is None else value
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_E164 = re.compile(r"\+\d{6,15}")
+
+
+def spreadsheet_safe(value):
+    """Neutralise CSV formula injection: visitor-controlled text starting like a formula
+    ("=HYPERLINK(…)", "@SUM(…)") gets a leading apostrophe, as OWASP advises. Phone numbers
+    in E.164 ("+15551234567") and numbers are left alone."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _E164.fullmatch(value):
+        return "'" + value
+    return value
+
+
+class SafeCsvExportMixin:
+    """For views with ``SpreadsheetExportMixin``: CSV cells are formula-safe (XLSX cells are
+    already written as text by Wagtail)."""
+
+    def preprocess_field_value(self, field, value, export_format):
+        value = super().preprocess_field_value(field, value, export_format)
+        if export_format == self.FORMAT_CSV:
+            return spreadsheet_safe(value)
+        return value

@@ -179,17 +179,17 @@ class BasePoolNumberFormSet(BaseInlineFormSet):
     history, so late calls are still attributed) instead of deleting it."""
 
     def clean(self):
-        super().clean()
-        seen = {}
+        # Before Django's own unique check, so the editor reads which row repeats a number
+        # (rows are compared in E.164, whatever their formatting).
+        seen = set()
         for form in self.forms:
             if not hasattr(form, "cleaned_data") or self._should_delete_form(form):
                 continue
             number = form.cleaned_data.get("number")
             if number and number in seen:
-                form.add_error(
-                    "number", _("This number appears twice in the pool.")
-                )
-            seen[number] = form
+                form.add_error("number", _("This number appears twice in the pool."))
+            seen.add(number)
+        super().clean()
 
     @property
     def kept_numbers(self):
@@ -273,10 +273,13 @@ class NumberPoolForm(WagtailAdminModelForm):
                 )
                 continue
             existing = find_number(e164)
-            if existing is not None and existing.pool_id != self.instance.pk:
-                errors.append(number_in_use_error(existing, pool=self.instance if self.instance.pk else None))
+            in_this_pool = (
+                existing is not None and self.instance.pk and existing.pool_id == self.instance.pk
+            )
+            if existing is not None and not in_this_pool:
+                errors.append(number_in_use_error(existing))
                 continue
-            if existing is not None:
+            if in_this_pool:
                 errors.append(
                     ValidationError(
                         _("%(number)s is already in this pool."),

@@ -130,10 +130,20 @@ DIMENSIONS = {
 DIMENSION_CHOICES = [(key, dimension.label) for key, dimension in DIMENSIONS.items()]
 
 
+def as_local_date(value) -> datetime.date | None:
+    """A date from a date or a datetime (django-filter's date ranges give aware datetimes)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime.datetime):
+        return timezone.localtime(value).date() if timezone.is_aware(value) else value.date()
+    return value
+
+
 def local_day_bounds(start: datetime.date | None, end: datetime.date | None):
     """Aware datetimes for ``[start 00:00, end+1 00:00)`` in the current time zone, so that a
     date range filter uses the ``started_at`` index (no per-row date conversion)."""
     tz = timezone.get_current_timezone()
+    start, end = as_local_date(start), as_local_date(end)
     lower = (
         timezone.make_aware(datetime.datetime.combine(start, datetime.time.min), tz)
         if start

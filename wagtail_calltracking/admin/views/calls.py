@@ -38,7 +38,7 @@ from ..columns import (
     TrackingNumberColumn,
 )
 from ..filters import CallFilterSet
-from ..formatting import channel_label, export_value, format_seconds
+from ..formatting import SafeCsvExportMixin, channel_label, export_value, format_seconds
 from ..forms import CallTagForm
 from ..permissions import can_tag_calls
 from ..queries import clean_touch_model, default_touch_model, with_attribution
@@ -61,7 +61,7 @@ def _export_datetime_xlsx(value):
     return timezone.make_naive(_localise(value)) if value else None
 
 
-class CallIndexView(generic.IndexView):
+class CallIndexView(SafeCsvExportMixin, generic.IndexView):
     model = Call
     any_permission_required = ["view"]
     template_name = "wagtail_calltracking/admin/calls/index.html"

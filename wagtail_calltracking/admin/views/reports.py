@@ -29,11 +29,12 @@ from ...numbers.health import pool_health
 from ...numbers.phone import ANONYMOUS
 from ..columns import DurationColumn, LinkColumn, OptionalNumberColumn, PercentColumn
 from ..filters import AttributionReportFilterSet, ManagerReportFilterSet, PoolHealthFilterSet
-from ..formatting import channel_label, format_percent, format_seconds, percent
+from ..formatting import SafeCsvExportMixin, channel_label, format_percent, format_seconds, percent
 from ..permissions import can_view_calls, can_view_pool_health
 from ..queries import (
     DIMENSIONS,
     MISSED_RESULTS,
+    as_local_date,
     clean_touch_model,
     countable_sessions,
     default_report_range,
@@ -48,7 +49,7 @@ MISSED = Q(result__in=MISSED_RESULTS)
 SESSION_LOOKUP_LIMIT = 500
 
 
-class CallTrackingReportView(ReportView):
+class CallTrackingReportView(SafeCsvExportMixin, ReportView):
     """Common parts: permission check, effective date range, calls-listing links."""
 
     results_template_name = "wagtail_calltracking/admin/reports/report_results.html"
@@ -76,8 +77,8 @@ class CallTrackingReportView(ReportView):
         """The chosen dates, or the last 30 days (either bound may be given alone)."""
         default_start, default_end = default_report_range(30)
         chosen = self.filter_values.get("started")
-        start = chosen.start if chosen and chosen.start else None
-        end = chosen.stop if chosen and chosen.stop else None
+        start = as_local_date(chosen.start) if chosen else None
+        end = as_local_date(chosen.stop) if chosen else None
         if start is None and end is None:
             return default_start, default_end
         if start is None:
