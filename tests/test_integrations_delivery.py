@@ -430,3 +430,24 @@ class _Sink:
 
     def flush(self):
         pass
+
+
+def test_erased_deliveries_are_never_resent(site, integrations_settings, crm_endpoint):
+    from wagtail_calltracking.privacy import erase_personal_data
+
+    call = make_attributed_call(site)
+    row = Delivery.objects.create(
+        kind=DeliveryKind.CRM,
+        target_id=crm_endpoint.pk,
+        call=call,
+        event=DeliveryEvent.CALL_COMPLETED,
+        status=DeliveryStatus.RETRYING,
+        payload={"call": {"caller": {"number": call.from_number}}},
+        next_attempt_at=timezone.now(),
+    )
+    erase_personal_data(phone_numbers=[call.from_number])
+    row.refresh_from_db()
+    assert row.status == DeliveryStatus.SKIPPED and row.payload == {}
+    assert not row.is_resendable
+    assert delivery.resend([row.pk]) == 0
+    assert integrations_settings.log == []

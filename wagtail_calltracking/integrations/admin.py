@@ -354,7 +354,7 @@ class ResendView(PermissionCheckedMixin, WagtailAdminTemplateMixin, TemplateView
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        rows = self.get_queryset().filter(status__in=Delivery.RESENDABLE)
+        rows = Delivery.resendable(self.get_queryset())
         context["count"] = rows.count()
         context["single"] = rows.first() if "pk" in self.kwargs else None
         if "pk" in self.kwargs and not context["count"]:
@@ -363,7 +363,7 @@ class ResendView(PermissionCheckedMixin, WagtailAdminTemplateMixin, TemplateView
         return context
 
     def post(self, request, *args, **kwargs):
-        ids = list(self.get_queryset().filter(status__in=Delivery.RESENDABLE).values_list("pk", flat=True))
+        ids = list(Delivery.resendable(self.get_queryset()).values_list("pk", flat=True))
         sent = delivery.resend(ids)
         if len(ids) == 1:
             row = Delivery.objects.get(pk=ids[0])

@@ -323,7 +323,7 @@ def reset_for_resend(delivery_ids) -> int:
     (the configuration may have changed); failed ones keep their payload, so the receiver
     gets the same body and delivery id again."""
     now = timezone.now()
-    rows = Delivery.objects.filter(pk__in=delivery_ids, status__in=Delivery.RESENDABLE)
+    rows = Delivery.resendable(Delivery.objects.filter(pk__in=delivery_ids))
     count = rows.exclude(status=DeliveryStatus.SKIPPED).update(
         status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=now
     )

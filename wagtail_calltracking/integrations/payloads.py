@@ -35,8 +35,10 @@ def call_site_id(call):
     """The call's site, else the default site (single-site installs leave sites empty)."""
     if call.site_id:
         return call.site_id
-    site = Site.objects.filter(is_default_site=True).only("pk").first()
-    return site.pk if site else None
+    if not hasattr(call, "_ct_default_site_id"):
+        site = Site.objects.filter(is_default_site=True).only("pk").first()
+        call._ct_default_site_id = site.pk if site else None
+    return call._ct_default_site_id
 
 
 def site_filter(call):

@@ -439,5 +439,20 @@ class Delivery(models.Model):
         return f"{self.get_kind_display()} · {self.target_name} · {self.get_event_display()}"
 
     @property
+    def is_erased(self):
+        from ..privacy import ERASED_MARK
+
+        return self.skip_reason == ERASED_MARK
+
+    @property
     def is_resendable(self):
-        return self.status in self.RESENDABLE
+        """Failed, retrying, skipped or pending — never delivered (no duplicates), and never
+        a delivery whose personal data was erased."""
+        return self.status in self.RESENDABLE and not self.is_erased
+
+    @classmethod
+    def resendable(cls, queryset=None):
+        from ..privacy import ERASED_MARK
+
+        queryset = cls.objects.all() if queryset is None else queryset
+        return queryset.filter(status__in=cls.RESENDABLE).exclude(skip_reason=ERASED_MARK)
