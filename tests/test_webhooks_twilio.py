@@ -12,22 +12,17 @@ from twilio.request_validator import RequestValidator
 from wagtail_calltracking.models import Call, CallEvent, CallResult, CallStatus, Confidence, WebhookEvent
 from wagtail_calltracking.signals import call_completed, call_started
 
-from .webhook_fixtures import (  # noqa: F401
+from .webhook_fixtures import (
     CALLER,
     FALLBACK_FORWARD,
     SALES_LINE,
     TWILIO_TOKEN,
-    call_settings,
-    forget_destinations,
-    managers,
-    newspaper,
-    paid_search,
-    paid_visit,
-    pool,
     settings_with,
     twilio_post,
     webhook_path,
 )
+
+pytestmark = pytest.mark.usefixtures("forget_destinations")
 
 VOICE = webhook_path("twilio", "voice")
 STATUS = webhook_path("twilio", "status")
@@ -279,11 +274,11 @@ class TestVoice:
         root = parse_twiml(twilio_post(client, VOICE, incoming(number.number)))
         assert root.find("Dial/Number").text == destinations[level]
 
-    def test_static_number_forwards_to_its_source_line(self, client, newspaper, call_settings):
-        root = parse_twiml(twilio_post(client, VOICE, incoming(newspaper.static_number.number)))
+    def test_static_number_forwards_to_its_source_line(self, client, newspaper_source, call_settings):
+        root = parse_twiml(twilio_post(client, VOICE, incoming(newspaper_source.static_number.number)))
         assert root.find("Dial/Number").text == SALES_LINE
         call = Call.objects.get()
-        assert call.source == newspaper and call.confidence == Confidence.SOURCE_ONLY
+        assert call.source == newspaper_source and call.confidence == Confidence.SOURCE_ONLY
 
     def test_sip_destination(self, client, paid_visit, call_settings):
         _, number, _ = paid_visit

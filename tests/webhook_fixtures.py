@@ -1,4 +1,5 @@
-"""Fixtures and signing helpers of the webhook and attribution tests.
+"""Fixtures (a pytest plugin, see conftest) and signing helpers of the webhook and
+attribution tests. Test modules add ``pytestmark = pytest.mark.usefixtures("forget_destinations")``.
 
 Requests are signed with the providers' own code wherever it exists (twilio's
 RequestValidator, plivo's signature_v3, PyJWT for Vonage, PyNaCl for Telnyx), so the tests
@@ -45,7 +46,7 @@ def webhook_path(provider, endpoint):
     return f"/calltracking/webhooks/{provider}/{endpoint}/"
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def forget_destinations():
     """Each test starts without remembered forwarding destinations (fail-open memory)."""
     forwarding._last_destination.clear()
@@ -65,17 +66,19 @@ def call_settings(site):
 
 
 @pytest.fixture
-def pool(site):
+def webhook_pool(site):
     return make_pool(size=3, site=site, name="Online", audience=PoolAudience.SOURCES, hold_minutes=20)
 
 
 @pytest.fixture
-def paid_search(site, pool):
-    return make_source(name="Google Ads", site=site, channel="paid_search", utm_source="google", pool=pool)
+def ads_source(site, webhook_pool):
+    return make_source(
+        name="Google Ads", site=site, channel="paid_search", utm_source="google", pool=webhook_pool
+    )
 
 
 @pytest.fixture
-def newspaper(site):
+def newspaper_source(site):
     number = make_number(number="+13125550142", label="Newspaper ad", site=site)
     return make_source(
         name="Newspaper", site=site, landing_parameter="newspaper", static_number=number, forward_to=SALES_LINE
@@ -83,7 +86,7 @@ def newspaper(site):
 
 
 @pytest.fixture
-def paid_visit(site, paid_search):
+def paid_visit(site, ads_source):
     """A paid-search session holding a live lease on the pool's first number."""
     started = timezone.now() - timedelta(minutes=5)
     session = make_session(
@@ -99,14 +102,14 @@ def paid_visit(site, paid_search):
         gclid="Cj0KCQ-test-gclid",
         ga_client_id="1197596843.1673515099",
         ga_session_ids={"G-TEST": "1673515099"},
-        matched_source=paid_search,
+        matched_source=ads_source,
         ip_address="203.0.113.9",
         browser="Chrome",
         device_type="mobile",
         region="Illinois",
         city="Chicago",
     )
-    number = paid_search.pool.numbers.order_by("number").first()
+    number = ads_source.pool.numbers.order_by("number").first()
     lease = lease_number(number, session, started, started + timedelta(minutes=3))
     return session, number, lease
 

@@ -182,3 +182,4 @@ def check_middleware(app_configs=None, **kwargs):
 # Area checks registered on import.
 from .integrations import checks as integration_checks  # noqa: E402, F401  (task backend: E060–E064)
 from .numbers import checks as number_checks  # noqa: E402, F401  (pools, sources, numbers: W020–W039)
+from .webhooks import checks as webhook_checks  # noqa: E402, F401  (providers, secrets: E040–W049)

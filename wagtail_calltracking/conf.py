@@ -100,6 +100,18 @@ DEFAULTS: dict[str, Any] = {
     "ABANDONED_CALL_SECONDS": 15,
     # Release a pool number back to the pool once a call to it has been attributed.
     "RELEASE_NUMBER_AFTER_CALL": False,
+    # Providers whose webhook URLs answer: None = every provider with a configured secret
+    # (plus "demo" when DEMO_PROVIDER_ENABLED), or a list such as ["twilio"]. A listed
+    # provider without a secret is a system-check error; an unlisted one answers 404.
+    "PROVIDERS": None,
+    # Last-resort forwarding destination (E.164) used when the database is unreachable and
+    # no destination is known from earlier calls: a caller is never dropped. None = answer
+    # 503 so the provider's own fallback URL takes over.
+    "FALLBACK_FORWARD_TO": None,
+    # Directory where webhook events that could not be stored (database down) are written
+    # as JSON files for `calltracking_replay_webhooks --spool`. They are always logged too
+    # (logger "wagtail_calltracking.webhooks.spool", one JSON document per line).
+    "WEBHOOK_SPOOL_DIR": None,
     # --- admin ---
     # Attribution model shown by default in the calls listing, reports and dashboard:
     # "first", "last" or "last_non_direct" (editors can switch it in the filters).
@@ -153,6 +165,8 @@ class SettingsNamespace:
             return []
         if isinstance(value, str):
             return [value]
+        if not isinstance(value, list | tuple):
+            return []  # misconfigured (reported by the system checks): no secret, no access
         return [str(v) for v in value if v]
 
     def reload(self) -> None:

@@ -9,6 +9,12 @@ app_name = "wagtail_calltracking"
 
 urlpatterns: list = []
 
+# Telephony webhooks: webhooks/<provider>/voice/, webhooks/<provider>/status/ and the
+# per-provider extras (dial/, recording/, whisper/); see webhooks/registry.py.
+from .webhooks.registry import urlpatterns as webhook_urlpatterns  # noqa: E402
+
+urlpatterns += webhook_urlpatterns()
+
 # Cache-safe mode: the deferred script asks for the visitor's number here (private, no-store).
 urlpatterns += [path("number/", views.number_view, name="number")]
 

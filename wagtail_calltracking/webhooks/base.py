@@ -303,6 +303,9 @@ class CallWebhookView(View):
     #: Endpoints that only deliver information may ask for a retry (503) when our side
     #: fails; endpoints whose answer drives a live call always answer (fail-open).
     drives_call = False
+    #: Set when the raw log could not be written: the fail-open answer then avoids the
+    #: database entirely.
+    database_down = False
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -385,6 +388,7 @@ class CallWebhookView(View):
                 error,
             )
             spool.write(self, request, body, received_at, error=f"store failed: {error}")
+            self.database_down = True
             return self.fail_open(request)
 
         try:
@@ -518,7 +522,9 @@ class VoiceWebhookMixin:
                 call.to_number if call is not None else "?",
             )
             if call is not None:
-                plan = fallback_plan(call.to_number, call.from_number, call.provider_call_id)
+                plan = fallback_plan(
+                    call.to_number, call.from_number, call.provider_call_id, use_database=True
+                )
         if plan is None:
             return self._no_destination(request)
         return self.render_forwarding(request, plan, call)
@@ -527,10 +533,13 @@ class VoiceWebhookMixin:
         from .forwarding import fallback_plan
 
         event = events[0] if events else None
+        use_database = not self.database_down
         if event is not None:
-            plan = fallback_plan(event.to_number, event.from_number, event.call_id)
+            plan = fallback_plan(
+                event.to_number, event.from_number, event.call_id, use_database=use_database
+            )
         else:
-            plan = fallback_plan()
+            plan = fallback_plan(use_database=use_database)
         if plan is None:
             return self._no_destination(request)
         return self.render_forwarding(request, plan, None)

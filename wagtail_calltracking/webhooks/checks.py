@@ -153,7 +153,12 @@ def check_webhooks(app_configs=None, **kwargs):
         existing = str(spool)
         while existing and not os.path.exists(existing):
             existing = os.path.dirname(existing.rstrip(os.sep))
-        if not isinstance(spool, str | os.PathLike) or not existing or not os.access(existing, os.W_OK):
+        if (
+            not isinstance(spool, str | os.PathLike)
+            or not existing
+            or not os.path.isdir(existing)
+            or not os.access(existing, os.W_OK)
+        ):
             errors.append(
                 Warning(
                     f"{SETTINGS_NAME}['WEBHOOK_SPOOL_DIR'] ({spool!r}) is not writable.",

@@ -17,6 +17,7 @@ import threading
 from dataclasses import dataclass
 
 from django.core.cache import caches
+from django.db import DatabaseError
 
 from ..conf import ct_settings
 from ..models import Call, CallTrackingSiteSettings
@@ -117,7 +118,12 @@ def source_label(call: Call) -> str:
 
 def plan_forwarding(call: Call) -> ForwardingPlan | None:
     """The forwarding plan of an attributed call; None when no destination is known."""
-    number = call.tracking_number if call.tracking_number_id else None
+    if call.tracking_number_id:
+        number = call.tracking_number
+    else:  # unattributed so far (attribution failed): the number still knows its line
+        from ..attribution import find_number
+
+        number = find_number(call.to_number)
     pool = number.pool if number is not None and number.pool_id else None
     source = call.source if call.source_id else None
     site_id = call.site_id or (number.site_id if number is not None else None)
@@ -161,9 +167,19 @@ def plan_forwarding(call: Call) -> ForwardingPlan | None:
     )
 
 
-def fallback_plan(tracking_number: str = "", caller: str = "", call_id: str = "") -> ForwardingPlan | None:
-    """The fail-open plan: no database needed."""
+def fallback_plan(
+    tracking_number: str = "", caller: str = "", call_id: str = "", *, use_database: bool = False
+) -> ForwardingPlan | None:
+    """The fail-open plan, from memory, the cache and the settings; with ``use_database``
+    (processing failed but the database answers) the site setting is read when nothing
+    else is known."""
     destination = last_known_destination(tracking_number)
+    if not destination and use_database:
+        try:
+            destination = _settings_for(None).fallback_forward_to
+        except DatabaseError:
+            destination = ""
+        remember_site_fallback(destination)
     if not destination:
         return None
     return ForwardingPlan(

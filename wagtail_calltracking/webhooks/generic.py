@@ -84,6 +84,9 @@ RESULTS = {
     "failed": CallResult.FAILED,
     "congestion": CallResult.FAILED,
     "chanunavail": CallResult.FAILED,
+    "dontcall": CallResult.FAILED,
+    "torture": CallResult.FAILED,
+    "invalidargs": CallResult.FAILED,
     "voicemail": CallResult.VOICEMAIL,
 }
 MAX_EVENTS_PER_REQUEST = 100

@@ -216,8 +216,6 @@ def apply_event(call: Call, event: CallWebhookEvent, received_at) -> None:
             call.talk_seconds = event.talk_seconds
         if event.total_seconds is not None and not event.is_forwarded_leg:
             call.total_seconds = event.total_seconds
-        if event.ring_seconds is not None:
-            call.ring_seconds = event.ring_seconds
         outcome = event.outcome
         if outcome is None and event.is_forwarded_leg and (event.talk_seconds or call.answered_at):
             outcome = CallResult.ANSWERED
@@ -230,6 +228,12 @@ def apply_event(call: Call, event: CallWebhookEvent, received_at) -> None:
             elif call.result == CallResult.PENDING:
                 answered = call.answered_at is not None or bool(call.talk_seconds)
                 call.result = CallResult.ANSWERED if answered else CallResult.MISSED
+        if event.ring_seconds is not None:
+            # A reported ring time pins the answer instant (answered) or the ringing span.
+            if call.result == CallResult.ANSWERED and call.answered_at is None:
+                call.answered_at = call.started_at + timedelta(seconds=event.ring_seconds)
+            elif call.result in (CallResult.MISSED, CallResult.ABANDONED) and call.total_seconds is None:
+                call.total_seconds = event.ring_seconds
     elif kind == CallEventType.RECORDING:
         if event.recording_url:
             call.recording_url = clean(event.recording_url, 1024)
@@ -255,7 +259,10 @@ def _derive(call: Call) -> None:
     if answered and call.answered_at:
         call.ring_seconds = max(0, int((call.answered_at - call.started_at).total_seconds()))
     elif call.result != CallResult.PENDING and not answered:
-        if call.ended_at:
+        # Unanswered: the caller rang for the whole call (the provider's figure is exact).
+        if call.total_seconds is not None:
+            call.ring_seconds = call.total_seconds
+        elif call.ended_at:
             call.ring_seconds = max(0, int((call.ended_at - call.started_at).total_seconds()))
         call.talk_seconds = 0
     if call.ring_seconds is None and call.total_seconds is not None and call.talk_seconds is not None:
@@ -318,6 +325,33 @@ def _send(signal, call: Call) -> None:
             )
 
 
+_ATTRIBUTION_FIELDS = (
+    "tracking_number_id", "source_id", "session_id", "visitor_id", "lease_id", "confidence",
+    "site_id", "is_first_time", "gclid", "gbraid", "wbraid", "ga_client_id", "ga_session_ids",
+    "attributed_at",
+)
+
+
+def attribute_if_needed(call: Call, result: ProcessingResult) -> bool:
+    """Attribute ``call`` once its tracking number is known, in a savepoint: a failure
+    leaves the call unattributed (and the webhook event failed, for the replay)."""
+    if call.attributed_at is not None or not call.to_number:
+        return False
+    snapshot = {name: getattr(call, name) for name in _ATTRIBUTION_FIELDS}
+    try:
+        from ..attribution import attribute_call
+
+        with transaction.atomic():
+            attribute_call(call)
+    except Exception as error:  # noqa: BLE001 — never lose the call over attribution
+        logger.exception("attribution of call %s failed", call.pk)
+        for name, value in snapshot.items():
+            setattr(call, name, value)
+        result.errors.append(f"attribution failed: {error!r}")
+        return False
+    return True
+
+
 def process_event(
     provider: str, event: CallWebhookEvent, *, webhook_event=None, received_at=None, result=None
 ) -> Call:
@@ -330,31 +364,14 @@ def process_event(
             and event.dedupe_key
             and CallEvent.objects.filter(call=call, dedupe_key=event.dedupe_key[:255]).exists()
         ):
+            # Already applied (a retry, a duplicate, a replay): only finish what failed.
             result.duplicate = True
+            if attribute_if_needed(call, result):
+                call.save()
             return call
         was_final = call.result != CallResult.PENDING
         apply_event(call, event, received_at)
-
-        if call.attributed_at is None and call.to_number:
-            snapshot = {
-                name: getattr(call, name)
-                for name in (
-                    "tracking_number_id", "source_id", "session_id", "visitor_id", "lease_id",
-                    "confidence", "site_id", "is_first_time", "gclid", "gbraid", "wbraid",
-                    "ga_client_id", "ga_session_ids", "attributed_at",
-                )
-            }
-            try:
-                from ..attribution import attribute_call
-
-                with transaction.atomic():
-                    attribute_call(call)
-            except Exception as error:  # noqa: BLE001 — never lose the call over attribution
-                logger.exception("attribution of call %s failed", call.pk)
-                for name, value in snapshot.items():
-                    setattr(call, name, value)
-                result.errors.append(f"attribution failed: {error!r}")
-
+        attribute_if_needed(call, result)
         identify_manager(call, event)
         call.save()
         CallEvent.objects.create(
