@@ -59,6 +59,9 @@ DEFAULTS: dict[str, Any] = {
     "HONOUR_DNT": False,
     # Retention of sessions and page views, in days (None = keep forever).
     "RETENTION_DAYS": None,
+    # Retention of the raw webhook log (request bodies carry callers' numbers), in days
+    # (None = keep forever). Entries awaiting a replay are never purged.
+    "WEBHOOK_LOG_RETENTION_DAYS": None,
     # --- numbers ---
     # Region used to parse numbers written without a country code.
     "DEFAULT_REGION": "US",

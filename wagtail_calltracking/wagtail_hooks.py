@@ -3,6 +3,7 @@
 from wagtail import hooks
 from wagtail.contrib.settings.registry import register_setting
 
+from .admin import privacy as privacy_admin  # noqa: F401  (adds "Erase personal data" to the menu)
 from .admin.dashboard import CallTrackingDashboardPanel
 from .admin.permissions import can_view_calls
 from .admin.viewsets import CallTrackingViewSetGroup

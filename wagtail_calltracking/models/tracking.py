@@ -24,6 +24,10 @@ class Visitor(models.Model):
     class Meta:
         verbose_name = _("visitor")
         verbose_name_plural = _("visitors")
+        # Granted in Wagtail's group editor (Visitor › custom permissions); see docs/privacy.md.
+        permissions = [
+            ("erase_personal_data", _("Can erase a visitor's or caller's personal data")),
+        ]
 
     def __str__(self):
         return str(self.key)

@@ -89,16 +89,15 @@ class TrackingContext:
         path = clean_text(path, 2048) or "/"
         if not request_is_trackable(request, any_method=True, path=path):
             return cls.inert(request)
+        landing = {
+            "landing_query": clean_text(search, 4096).lstrip("?"),
+            "landing_referrer": clean_text(referrer, 2048),
+            "landing_path": path,
+        }
         if not has_consent(request):
-            return cls(request, is_tracked=True, consented=False)
-        return cls(
-            request,
-            is_tracked=True,
-            cookie=read_cookie(request),
-            landing_query=clean_text(search, 4096).lstrip("?"),
-            landing_referrer=clean_text(referrer, 2048),
-            landing_path=path,
-        )
+            # Nothing is stored, but the landing still chooses the number (a static source's).
+            return cls(request, is_tracked=True, consented=False, **landing)
+        return cls(request, is_tracked=True, cookie=read_cookie(request), **landing)
 
     # --- the landing --------------------------------------------------------------------
 
