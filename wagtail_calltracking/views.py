@@ -30,7 +30,6 @@ from django.core.cache import caches
 from django.http import JsonResponse
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
 
 from .conf import ct_settings
 from .numbers.selection import RequestNumbers, Selector, canonical_number, config_for_request
@@ -53,31 +52,53 @@ def _never_cache(response) -> None:
     patch_vary_headers(response, ("Cookie",))
 
 
+def _rate_key(kind: str, ident) -> str:
+    return f"wagtail_calltracking:rate:number:{int(time.time() // 60)}:{kind}:{ident}"
+
+
+def _client_ip(request) -> str:
+    try:
+        from ipware import get_client_ip
+
+        ip, _routable = get_client_ip(
+            request,
+            proxy_count=ct_settings.PROXY_COUNT,
+            proxy_trusted_ips=list(ct_settings.TRUSTED_PROXIES or []) or None,
+        )
+    except Exception:
+        ip = None
+    return ip or request.META.get("REMOTE_ADDR") or "unknown"
+
+
 def _rate_limited(request) -> int:
-    """Seconds to wait when the visitor exceeded the rate limit, else 0. Keyed by the visitor
-    cookie when there is one (many visitors can share an IP), else by the client IP."""
+    """Seconds to wait when the visitor exceeded ``NUMBER_ENDPOINT_RATE_LIMIT`` requests in
+    the current minute, else 0. Counted per visitor (the id in the signed visitor cookie);
+    a request without a valid cookie is counted against its IP address."""
     limit = int(ct_settings.NUMBER_ENDPOINT_RATE_LIMIT)
     if limit <= 0:
         return 0
-    ident = request.COOKIES.get(ct_settings.VISITOR_COOKIE_NAME, "")[:80]
-    if not ident:
-        ident = "ip:" + (request.META.get("REMOTE_ADDR") or "unknown")
-    window = int(time.time() // 60)
-    key = f"wagtail_calltracking:rate:number:{window}:{ident}"
-    cache = caches[ct_settings.CACHE_ALIAS]
-    try:
-        if cache.add(key, 1, 90):
-            return 0
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, 90)
-        return 0
-    except Exception:  # a broken cache must not take the endpoint down
-        logger.exception("Rate limiting unavailable")
-        return 0
+    from .tracking.cookie import read_cookie
+
+    cookie = read_cookie(request)
+    key = _rate_key("visitor", cookie.visitor_id) if cookie else _rate_key("ip", _client_ip(request))
+    count = _increment(key)
     if count > limit:
         return 60 - int(time.time()) % 60 or 1
     return 0
+
+
+def _increment(key: str) -> int:
+    cache = caches[ct_settings.CACHE_ALIAS]
+    try:
+        if cache.add(key, 1, 90):
+            return 1
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, 90)
+        return 1
+    except Exception:  # a broken cache must not take the endpoint down
+        logger.exception("Rate limiting unavailable")
+        return 0
 
 
 def _string(payload: dict, name: str, limit: int) -> str:
@@ -90,9 +111,12 @@ def _string(payload: dict, name: str, limit: int) -> str:
 
 
 @csrf_exempt
-@require_POST
 def number_view(request):
     """The visitor's number(s) for a cached page. See the module docstring."""
+    if request.method != "POST":
+        response = _error("Use POST.", 405)
+        response["Allow"] = "POST"
+        return response
     content_type = request.content_type or ""
     if content_type.lower() != "application/json":
         return _error("Content-Type must be application/json.", 415)
@@ -157,6 +181,9 @@ def number_view(request):
             number = canonical_number(config)
         numbers[key] = number.as_json()
     response = JsonResponse({"numbers": numbers})
+    if getattr(context, "visitor_created", False) and context.visitor_id:
+        # The new visitor's first request counts towards its own limit too.
+        _increment(_rate_key("visitor", context.visitor_id))
     context.apply_to_response(response)
     _never_cache(response)
     return response

@@ -41,7 +41,8 @@ class ShownNumber:
     """A number as a template shows it. ``{% tracking_number as num %}`` exposes it:
     ``num.e164``, ``num.national``, ``num.international``, ``num.tel_href``,
     ``num.is_dynamic``, ``num.source`` (the Source or None), ``num.display`` (the site's
-    display format), ``num.kind``. ``{{ num }}`` renders the link."""
+    display format), ``num.kind``. ``{{ num }}`` is the formatted number, ``{{ num.link }}``
+    the ``<a href="tel:…">`` link the tag renders."""
 
     e164: str
     kind: str
@@ -64,7 +65,9 @@ class ShownNumber:
     def __str__(self) -> str:
         return self.display
 
-    def __html__(self) -> str:
+    @property
+    def link(self) -> str:
+        """The tag's markup (a safe string); includes the cache-safe script the first time."""
         from ..templatetags.calltracking import render_number
 
         return render_number(self)
@@ -211,14 +214,29 @@ class Selector:
                 logger.warning("{%% tracking_number %%}: no active pool %r", pool)
                 return self.canonical()
             return self.from_pool(pool_config, swap_key=f"p:{pool_config.id}")
-        matched = getattr(self.context, "matched_source_id", None)
-        if matched:
-            rule = config.sources_by_id.get(matched)
-            if rule is not None:
-                return self.for_source(rule, forced=False)
+        rule = self.matched_rule()
+        if rule is not None:
+            return self.for_source(rule, forced=False)
         if config.audience_pools:
             return self.from_audience_pools()
         return self.canonical()
+
+    def matched_rule(self) -> SourceRule | None:
+        """The source matched when the session started (carried in the cookie), or — for a
+        session that starts with this request — the one its landing matches (no row is
+        created for that: a static number needs none)."""
+        context, config = self.context, self.config
+        if context is None or not context.is_tracked or not config.rules:
+            return None
+        if context.session_id is not None:
+            matched = context.matched_source_id
+            return config.sources_by_id.get(matched) if matched else None
+        from ..models import VisitorSession
+        from .rules import match_source
+
+        provisional = VisitorSession(**context.landing.session_fields())
+        source = match_source(provisional, config.site_id)
+        return config.sources_by_id.get(source.pk) if source is not None else None
 
     def canonical(self, swap_key: str | None = "") -> ShownNumber:
         return replace(canonical_number(self.config), swap_key=swap_key)

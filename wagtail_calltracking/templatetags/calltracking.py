@@ -7,7 +7,8 @@
   ``label="Call us"`` (link text instead of the number); ``link=False`` (a ``<span>``);
   ``cache_safe=True|False`` (override the site's cache-safe mode). ``… as num`` stores the
   number (``num.e164``, ``num.national``, ``num.international``, ``num.tel_href``,
-  ``num.is_dynamic``, ``num.source``, ``num.display``); ``{{ num }}`` renders the link.
+  ``num.is_dynamic``, ``num.source``, ``num.display``); ``{{ num }}`` is the formatted number
+  and ``{{ num.link }}`` the link the tag would render.
 * ``{% canonical_number %}`` (or ``… as main``): the site's canonical number, never
   per-visitor — for NAP text and structured data.
 * ``{% tracking_schema_org %}``: JSON-LD (schema.org ``LocalBusiness`` by default) with the
@@ -153,7 +154,7 @@ class NumberNode(template.Node):
         if self.target_var:
             context[self.target_var] = value
             return ""
-        return value.__html__() if hasattr(value, "__html__") else str(value)
+        return value.link
 
 
 class TrackingNumberNode(NumberNode):
