@@ -7,7 +7,7 @@ from django.test import Client, RequestFactory
 from wagtail.models import Page, Site
 
 # Area fixture modules (fixtures shared by an area's test files).
-pytest_plugins = ["tests.integrations_fixtures", "tests.webhook_fixtures"]
+pytest_plugins = ["tests.integrations_fixtures", "tests.webhook_fixtures", "tests.privacy_fixtures"]
 
 #: A real desktop browser. Requests without a user agent (the test client's default) are
 #: treated as bots by the middleware, so the shared `client` and `rf` fixtures send this one.

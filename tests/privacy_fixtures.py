@@ -1,6 +1,7 @@
-"""Fixtures of the privacy, retention and hostile-input tests: a site whose pages show pool
-numbers to every visitor, real page views through the middleware, and calls reported through
-the demo telephony provider (the same path as a real provider)."""
+"""Fixtures (a pytest plugin, listed in tests/conftest.py) and helpers of the privacy,
+retention and hostile-input tests: a site whose pages show pool numbers to every visitor, real
+page views through the middleware, and calls reported through the demo telephony provider
+(the same path as a real provider)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ PAID_LANDING = "/?utm_source=google&utm_medium=cpc&utm_campaign=spring&utm_term=
 _NUMBER_LINK = re.compile(r'<a href="tel:(\+\d+)"[^>]*class="calltracking-(number|canonical)[^"]*"')
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def clean_caches():
     """Configuration and rate-limit caches, and the fail-open destination memory, start empty."""
     forwarding._last_destination.clear()

@@ -21,18 +21,16 @@ from wagtail_calltracking.models import (
     VisitorSession,
 )
 
-from .privacy_fixtures import (  # noqa: F401  (fixtures)
-    CANONICAL,
+from .privacy_fixtures import (
     CALLER,
+    CANONICAL,
     NEWSPAPER_NUMBER,
     PAID_LANDING,
-    clean_caches,
     ring,
     shown_number,
-    tracked_site,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_caches")]
 
 CONSENT_GATE = {"cookie": "cookie_consent", "accepted": ["all", "analytics"]}
 

@@ -343,8 +343,10 @@ def _erase(subjects: _Subjects, summary: ErasureSummary, dry_run: bool) -> None:
     )
     summary.visitors = Visitor.objects.filter(pk__in=subjects.visitor_ids).delete()[1].get(Visitor._meta.label, 0)
 
-    # Calls: personal fields, their timeline's raw data.
+    # Calls: personal fields, their links to any visit, their timeline's raw data.
     summary.calls = calls.update(**CALL_PERSONAL_FIELDS)
+    CallTouch.objects.filter(call_id__in=subjects.call_ids).update(session=None)
+    Call.candidate_sessions.through.objects.filter(call_id__in=subjects.call_ids).delete()
     events = CallEvent.objects.filter(call_id__in=subjects.call_ids)
     for event in events.only("pk", "data").iterator(chunk_size=500):
         data = event.data if isinstance(event.data, dict) else {}
