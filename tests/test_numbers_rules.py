@@ -244,3 +244,13 @@ class TestMatchingFuzz(HypothesisTestCase):
         rules._compile_patterns.cache_clear()
         result = match_source(VisitorSession(**fields), None)
         assert result is None or isinstance(result, Source)
+
+
+def test_landing_parameter_and_path_are_alternatives(site):
+    paper = make_source(name="Paper", landing_parameter="paper", landing_path="/paper", static_number=make_number())
+    assert match_source(unsaved_session(landing_query="ct=paper", landing_path="/"), site) == paper
+    assert match_source(unsaved_session(landing_path="/paper/"), site) == paper
+    assert match_source(unsaved_session(landing_path="/other/"), site) is None
+    both = make_source(name="Paper email", landing_parameter="mail", utm_medium="email", static_number=make_number())
+    assert match_source(unsaved_session(landing_query="ct=mail", medium="email"), site) == both
+    assert match_source(unsaved_session(landing_query="ct=mail", medium="cpc"), site) is None

@@ -84,7 +84,9 @@ class Source(models.Model):
         help_text=_("Sources are tried in ascending priority; the first that matches wins."),
     )
 
-    # Matching rules: every filled rule must match (empty rules match anything).
+    # Matching rules: every filled rule must match (empty rules match anything; the landing
+    # parameter and the landing path are alternatives: either one matches). A source with no
+    # rule at all matches nothing: templates can still force it.
     landing_parameter = models.CharField(
         _("landing parameter value"),
         max_length=100,

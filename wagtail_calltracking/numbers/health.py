@@ -168,15 +168,14 @@ def weighted_percentile(durations: dict[int, float], fraction: float) -> int:
 def pool_health(pool, days: int = 30, now: datetime | None = None,
                 headroom: float | None = None) -> PoolHealth:
     """Measure ``pool`` (a NumberPool) over the last ``days`` days (from its creation if
-    younger). A few queries; cost grows with the number of leases in the window."""
+    younger, or from its first lease for imported history). A few queries; the cost grows
+    with the number of leases in the window."""
     from ..models import Lease, PoolStat
 
     now = now or timezone.now()
     headroom = float(ct_settings.POOL_HEADROOM if headroom is None else headroom)
     window_end = now
     window_start = now - timedelta(days=days)
-    if pool.created_at and pool.created_at > window_start:
-        window_start = min(pool.created_at, now)
     hold = timedelta(minutes=pool.hold_minutes)
     size = pool.numbers.filter(active=True).count()
 
@@ -198,6 +197,10 @@ def pool_health(pool, days: int = 30, now: datetime | None = None,
         if stop <= now:
             total_minutes += (stop - leased_at).total_seconds() / 60
             ended += 1
+    # A young pool is observed from its creation (or its first lease, for imported history),
+    # so that idle days before it existed do not dilute the percentiles.
+    first_seen = min([pool.created_at or window_start, *(start for start, _stop in intervals)])
+    window_start = min(max(window_start, first_seen), now)
     durations, hourly_peaks, peak, peak_at = concurrency_profile(intervals, window_start, window_end)
 
     hourly_leases: dict[datetime, int] = defaultdict(int)

@@ -114,22 +114,29 @@ class SourceRule:
             )
         )
 
-    def matches(self, session, landing_value: str) -> bool:
-        """Every filled rule must match; a source without rules matches nothing (it is used
-        only when a template forces it)."""
-        if not self.has_rules:
-            return False
+    def _landing_matches(self, session, landing_value: str) -> bool:
+        """The landing parameter and the vanity path are alternatives: a flyer may print
+        either (or both) and both must lead to the same number."""
         if self.landing_parameter:
             value = self.landing_parameter
-            offline_source = (
-                session.channel == Channel.OFFLINE and (session.source or "").lower() == value
-            )
-            if landing_value != value and not offline_source:
-                return False
+            if landing_value == value:
+                return True
+            if session.channel == Channel.OFFLINE and (session.source or "").lower() == value:
+                return True
         if self.landing_path:
             path = _normalise_landing_path(session.landing_path)
-            if path != self.landing_path and not path.startswith(self.landing_path + "/"):
-                return False
+            if path == self.landing_path or path.startswith(self.landing_path + "/"):
+                return True
+        return False
+
+    def matches(self, session, landing_value: str) -> bool:
+        """Every filled rule must match (the landing parameter and the landing path count as
+        one rule: either matches); a source without rules matches nothing (it is used only
+        when a template forces it)."""
+        if not self.has_rules:
+            return False
+        if self.has_landing_rule and not self._landing_matches(session, landing_value):
+            return False
         for rule, value in (
             (self.utm_source, session.source),
             (self.utm_medium, session.medium),
