@@ -3,11 +3,12 @@
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from home.demo import calls, integrations, pages
+from home.demo import calls, integrations, numbers, pages
 
 # One module per area, in dependency order; each exposes an idempotent load(stdout).
 DEMO_STEPS = [
     pages,
+    numbers,
     # After the numbers step, before integrations (history must not trigger deliveries):
     # visits, leases and calls attributed by the webhook processing code.
     calls,
