@@ -58,8 +58,8 @@ def test_listing_newest_first_with_every_column(admin_client):
     assert listed_ids(response) == [newest.pk, middle.pk, older.pk]
     html = response.content.decode()
     headings = [str(column.label) for column in response.context["table"].columns.values()]
-    assert headings == ["Time", "Caller", "Tracking number", "Source / channel / campaign / keyword",
-                        "Result", "Duration", "Answered by", "First-time", "Attribution", "Tag"]
+    assert headings == ["Time", "Caller", "Tracking number", "Source, campaign, keyword",
+                        "Result", "Duration", "Answered by", "First-time", "Confidence"]
     assert "(312) 555-0100" in html  # caller, national format
     assert "Paid search" in html and "spring-plumbing" in html and "plumber" in html
     assert "1:35" in html  # talk time
@@ -67,6 +67,11 @@ def test_listing_newest_first_with_every_column(admin_client):
     assert "Repeat" in html and "New" in html
     assert "Exact" in html
     assert detail_url(newest) in html
+    # The editors' classification shows under the result.
+    newest.tag, newest.value = "lead", 120
+    newest.save()
+    html = admin_client.get(reverse(INDEX)).content.decode()
+    assert "Lead · 120" in html
 
 
 def test_filters(admin_client):

@@ -52,6 +52,10 @@ class AttributionColumn(Column):
 
 
 class ResultColumn(StatusTagColumn):
+    """The call's result, and under it the editors' classification and value, if any."""
+
+    cell_template_name = TEMPLATE_DIR + "result.html"
+
     def __init__(self, name="result", **kwargs):
         kwargs.setdefault("accessor", "get_result_display")
         kwargs.setdefault("label", _("Result"))
@@ -105,7 +109,3 @@ SHORT_CONFIDENCE = {
 class ConfidenceColumn(Column):
     def get_value(self, instance):
         return SHORT_CONFIDENCE.get(instance.confidence, instance.get_confidence_display())
-
-
-class TagColumn(Column):
-    cell_template_name = TEMPLATE_DIR + "tag.html"

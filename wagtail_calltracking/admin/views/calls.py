@@ -34,7 +34,6 @@ from ..columns import (
     DurationColumn,
     FirstTimeColumn,
     ResultColumn,
-    TagColumn,
     TrackingNumberColumn,
 )
 from ..filters import CallFilterSet
@@ -159,15 +158,12 @@ class CallIndexView(SafeCsvExportMixin, generic.IndexView):
             ),
             CallerColumn("from_number", label=_("Caller")),
             TrackingNumberColumn("tracking_number", label=_("Tracking number")),
-            AttributionColumn(
-                "attribution", label=_("Source / channel / campaign / keyword")
-            ),
+            AttributionColumn("attribution", label=_("Source, campaign, keyword")),
             ResultColumn(),
             DurationColumn("talk_seconds", label=_("Duration"), sort_key="talk_seconds"),
             Column("manager", label=_("Answered by"), accessor="manager.name"),
             FirstTimeColumn("is_first_time", label=_("First-time")),
-            ConfidenceColumn("confidence", label=_("Attribution")),
-            TagColumn("tag", label=_("Tag")),
+            ConfidenceColumn("confidence", label=_("Confidence")),
         ]
 
     def get_detail_url(self, instance):
