@@ -171,8 +171,21 @@ class TestInput:
         assert not WebhookEvent.objects.exists()
 
     def test_get_is_not_allowed_where_providers_post(self, client, paid_visit):
-        assert client.get(VOICE).status_code == 405
-        assert client.head(VOICE).status_code == 200
+        generic_voice = webhook_path("generic", "voice")
+        assert client.get(generic_voice).status_code == 405
+        assert client.put(generic_voice).status_code == 405
+        assert client.head(generic_voice).status_code == 200
+
+    def test_twilio_get_webhook_signs_the_url_only(self, client, paid_visit, call_settings):
+        from twilio.request_validator import RequestValidator
+
+        _, number, _ = paid_visit
+        query = urlencode(incoming(number.number))
+        url = f"http://testserver{VOICE}?{query}"
+        signature = RequestValidator("twilio-test-token").compute_signature(url, {})
+        assert twiml(client.get(f"{VOICE}?{query}", HTTP_X_TWILIO_SIGNATURE=signature)).find("Dial") is not None
+        tampered = query.replace("ringing", "completed")
+        assert client.get(f"{VOICE}?{tampered}", HTTP_X_TWILIO_SIGNATURE=signature).status_code == 403
 
     def test_garbage_multipart_body(self, client, paid_visit, call_settings):
         _, number, _ = paid_visit

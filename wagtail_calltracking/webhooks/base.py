@@ -418,12 +418,6 @@ class CallWebhookView(View):
                 spool.write(self, request, body, received_at, error=repr(error))
             return self.fail_open(request, events=events)
 
-        mark_webhook_event(
-            webhook_event,
-            "failed" if result.errors else "processed",
-            error="; ".join(result.errors),
-            call=result.call,
-        )
         return response
 
     def read_body(self, request) -> bytes:

@@ -142,9 +142,11 @@ def lock_or_create_call(provider: str, event: CallWebhookEvent, received_at) -> 
     """The call of ``event``, locked for this transaction, created if new. A concurrent
     delivery that creates it first wins; this one then locks and updates that row."""
     locked = Call.objects.select_for_update()
-    call = locked.filter(provider=provider, provider_call_id=event.call_id).first()
-    if call is not None:
-        return call, False
+    if event.event_type != CallEventType.INCOMING:
+        call = locked.filter(provider=provider, provider_call_id=event.call_id).first()
+        if call is not None:
+            return call, False
+    # An incoming call is nearly always new: insert first, look up only on a conflict.
     try:
         with transaction.atomic():
             return Call.objects.create(**_initial_fields(provider, event, received_at)), True
@@ -357,7 +359,8 @@ def process_event(
 ) -> Call:
     received_at = received_at or timezone.now()
     result = result if result is not None else ProcessingResult()
-    with transaction.atomic():
+    # No savepoint: within process_events an error fails the request's whole transaction.
+    with transaction.atomic(savepoint=False):
         call, created = lock_or_create_call(provider, event, received_at)
         if (
             not created
@@ -395,13 +398,27 @@ def process_event(
 def process_events(
     provider: str, events: list[CallWebhookEvent], *, webhook_event=None, received_at=None
 ) -> ProcessingResult:
+    """Apply ``events`` in one transaction, which also records the outcome on
+    ``webhook_event`` (one commit for the whole request, after the raw log's own)."""
     result = ProcessingResult()
-    for event in events:
-        call = process_event(
-            provider, event, webhook_event=webhook_event, received_at=received_at, result=result
-        )
-        if result.call is None:
-            result.call = call
-        if call not in result.calls:
-            result.calls.append(call)
+    with transaction.atomic():
+        for event in events:
+            call = process_event(
+                provider, event, webhook_event=webhook_event, received_at=received_at, result=result
+            )
+            if result.call is None:
+                result.call = call
+            if call not in result.calls:
+                result.calls.append(call)
+        if webhook_event is not None and webhook_event.pk is not None:
+            # Inside the transaction: a failure here fails the whole request (fail-open).
+            values = {
+                "status": WebhookEventStatus.FAILED if result.errors else WebhookEventStatus.PROCESSED,
+                "error": clean("; ".join(result.errors), 2000),
+                "processed_at": timezone.now(),
+                "call_id": result.call.pk if result.call is not None else None,
+            }
+            WebhookEvent.objects.filter(pk=webhook_event.pk).update(**values)
+            for name, value in values.items():
+                setattr(webhook_event, name, value)
     return result

@@ -83,9 +83,8 @@ def replay(webhook_event: WebhookEvent) -> str:
         logger.exception("replay of webhook event %s failed", webhook_event.pk)
         mark_webhook_event(webhook_event, WebhookEventStatus.FAILED, error=repr(error))
         return WebhookEventStatus.FAILED
-    status = WebhookEventStatus.FAILED if result.errors else WebhookEventStatus.PROCESSED
-    mark_webhook_event(webhook_event, status, error="; ".join(result.errors), call=result.call)
-    return status
+    # process_events recorded the outcome on the event in its transaction.
+    return WebhookEventStatus.FAILED if result.errors else WebhookEventStatus.PROCESSED
 
 
 def import_spool_record(record: dict) -> WebhookEvent | None:

@@ -31,6 +31,7 @@ from .base import (
     CallEventType,
     CallWebhookEvent,
     CallWebhookView,
+    FormOrQueryMixin,
     VoiceWebhookMixin,
     WebhookInputError,
     WebhookSignatureError,
@@ -356,8 +357,9 @@ def forwarding_twiml(request, provider: str, plan) -> HttpResponse:
 # signature mixin and its name.
 
 
-class TwimlBaseView(TwimlParsingMixin, CallWebhookView):
-    pass
+class TwimlBaseView(FormOrQueryMixin, TwimlParsingMixin, CallWebhookView):
+    """POST is what the consoles default to and what the docs recommend; GET is accepted
+    too (the parameters are then in the signed URL)."""
 
 
 class TwimlVoiceView(VoiceWebhookMixin, TwimlBaseView):
