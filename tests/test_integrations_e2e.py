@@ -5,38 +5,69 @@ targets are down."""
 
 import json
 import time
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 from werkzeug import Response
 
-from tests.webhook_fixtures import (  # noqa: F401  (fixtures used through request.getfixturevalue)
-    CALLER,
-    call_settings,
-    demo_post,
-    forget_destinations,
-    paid_search,
-    paid_visit,
-    pool,
-)
+from tests.factories import make_pool, make_session, make_source
 from wagtail_calltracking.models import (
+    CallTrackingSiteSettings,
     CRMEndpoint,
     Delivery,
     DeliveryKind,
     DeliveryStatus,
     GA4Property,
     GoogleAdsFeed,
+    Lease,
+    PoolAudience,
 )
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("forget_destinations")]
+pytestmark = pytest.mark.django_db
 
 PAID_GCLID = "Cj0KCQ-test-gclid"
+CALLER = "+13125550177"
+
+
+def demo_post(client, endpoint, document):
+    return client.post(
+        f"/calltracking/webhooks/demo/{endpoint}/", json.dumps(document), content_type="application/json"
+    )
 
 
 @pytest.fixture
-def visit(request, site):
-    request.getfixturevalue("call_settings")
-    session, number, lease = request.getfixturevalue("paid_visit")
+def visit(site):
+    """A Google Ads visitor holding a live lease on a pool number (as the tag would give)."""
+    CallTrackingSiteSettings.objects.update_or_create(
+        site=site, defaults={"canonical_number": "+12125550100", "fallback_forward_to": "+12125550199"}
+    )
+    pool = make_pool(size=2, site=site, name="Online", audience=PoolAudience.SOURCES, hold_minutes=20)
+    source = make_source(name="Google Ads", site=site, channel="paid_search", utm_source="google", pool=pool)
+    started = timezone.now() - timedelta(minutes=5)
+    session = make_session(
+        site=site,
+        started_at=started,
+        last_activity_at=started + timedelta(minutes=3),
+        channel="paid_search",
+        source="google",
+        medium="cpc",
+        campaign="spring",
+        keyword="emergency plumber",
+        landing_path="/emergency-plumbing/",
+        gclid=PAID_GCLID,
+        ga_client_id="1197596843.1673515099",
+        ga_session_ids={"G-TEST": "1673515099"},
+        matched_source=source,
+        device_type="mobile",
+        city="Chicago",
+    )
+    number = pool.numbers.order_by("number").first()
+    lease = Lease.objects.create(
+        number=number, pool=pool, session=session, leased_at=started, last_seen_at=started + timedelta(minutes=3)
+    )
+    type(number).objects.filter(pk=number.pk).update(current_lease=lease)
     return session, number
 
 
@@ -190,3 +221,65 @@ def test_short_call_counts_for_ga4_but_not_for_google_ads(
     assert ads.status == DeliveryStatus.SKIPPED
     assert "under the minimum of 30s" in ads.skip_reason
     assert Delivery.objects.get(call_id=status.json()["call"], kind=DeliveryKind.GA4).status == "delivered"
+
+
+def test_immediate_backend_sends_after_the_response(site, integrations_settings, crm_endpoint):
+    """Inside a request, the immediate backend holds sends until the response is out.
+    (The handlers are called directly: sending request_started would let Django close the
+    test's connection.)"""
+    from tests.integrations_fixtures import make_attributed_call
+    from wagtail_calltracking.integrations import delivery
+    from wagtail_calltracking.models import Call
+    from wagtail_calltracking.signals import call_started
+
+    integrations_settings.expect_request("/crm").respond_with_json({})
+    call = make_attributed_call(site)
+    delivery.request_started_handler()
+    try:
+        call_started.send(sender=Call, call=call)  # the test's transaction: run on_commit now
+        from django.db import connection
+
+        for _, callback, _ in list(connection.run_on_commit):
+            callback()
+        connection.run_on_commit.clear()
+        row = Delivery.objects.get(call=call)
+        assert row.status == DeliveryStatus.PENDING  # built, held
+        assert row.payload["event"] == "call.started"
+        assert integrations_settings.log == []
+    finally:
+        delivery.request_finished_handler()
+    row.refresh_from_db()
+    assert row.status == DeliveryStatus.DELIVERED
+    assert len(integrations_settings.log) == 1
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_slow_crm_never_delays_the_forwarding_answer(live_server, site, visit, targets, settings):
+    """A real server: the voice answer goes out while the CRM is still thinking."""
+    import requests
+
+    server = targets["server"]
+    settings.WAGTAIL_CALLTRACKING = {**settings.WAGTAIL_CALLTRACKING, "HTTP_TIMEOUT_SECONDS": 5}
+
+    def slow(request):
+        time.sleep(2.5)
+        return Response('{"ok": true}', content_type="application/json")
+
+    server.expect_request("/crm").respond_with_handler(slow)
+    session, number = visit
+    started = time.monotonic()
+    response = requests.post(
+        f"{live_server.url}/calltracking/webhooks/demo/voice/",
+        json={"call_id": "live-1", "from": CALLER, "to": number.number},
+        timeout=10,
+    )
+    answered_in = time.monotonic() - started
+    assert response.status_code == 200 and response.json()["action"] == "forward"
+    assert answered_in < 1.5  # not the CRM's 2.5 s
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        row = Delivery.objects.filter(kind=DeliveryKind.CRM, event="call_started").first()
+        if row and row.status == DeliveryStatus.DELIVERED:
+            break
+        time.sleep(0.1)
+    assert row is not None and row.status == DeliveryStatus.DELIVERED

@@ -23,7 +23,8 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
-from django.db import transaction
+from asgiref.local import Local
+from django.db import connections
 from django.utils import timezone
 
 from ..conf import ct_settings
@@ -87,7 +88,7 @@ def schedule(call, event: str, *, enqueue_sends: bool = True) -> list[Delivery]:
                 due.append(delivery)
     if enqueue_sends:
         for delivery in due:
-            enqueue(delivery.pk)
+            enqueue(delivery.pk, after_response=True)
     return due
 
 
@@ -136,9 +137,42 @@ def _mark_skipped(delivery, reason):
 # --- enqueueing ---------------------------------------------------------------------------
 
 
-def enqueue(delivery_id, run_after=None) -> bool:
+#: Sends held back until the current request's response is out (immediate backend only).
+_request_state = Local()
+
+
+def request_started_handler(**kwargs):
+    _request_state.in_request = True
+    _request_state.held = []
+
+
+def request_finished_handler(**kwargs):
+    """The response is on its way to the telephony provider: now send what was held."""
+    held = getattr(_request_state, "held", None) or []
+    _request_state.in_request = False
+    _request_state.held = []
+    for delivery_id in held:
+        enqueue(delivery_id)
+    if held:
+        # Django closed obsolete connections before this ran; the sends opened one again.
+        for connection in connections.all(initialized_only=True):
+            if not connection.in_atomic_block:
+                connection.close_if_unusable_or_obsolete()
+
+
+def _is_immediate(backend) -> bool:
+    from django_tasks.backends.immediate import ImmediateBackend
+
+    return isinstance(backend, ImmediateBackend)
+
+
+def enqueue(delivery_id, run_after=None, *, after_response=False) -> bool:
     """Hand the send to the task backend. False when it could not (the row stays due and the
-    management command sends it)."""
+    management command sends it).
+
+    ``after_response``: on the immediate backend (which runs the send right here), inside a
+    request, the send waits until the response has been sent — a CRM that takes seconds to
+    answer never delays the forwarding instructions a ringing call is waiting for."""
     try:
         from django_tasks import task_backends
 
@@ -147,6 +181,9 @@ def enqueue(delivery_id, run_after=None) -> bool:
         backend = task_backends[ct_settings.TASK_BACKEND]
         if run_after is not None and not backend.supports_defer:
             return False  # no deferred tasks (immediate backend): the command retries
+        if after_response and _is_immediate(backend) and getattr(_request_state, "in_request", False):
+            _request_state.held.append(delivery_id)
+            return True
         task = deliver.using(backend=ct_settings.TASK_BACKEND, queue_name=ct_settings.TASK_QUEUE_NAME)
         if run_after is not None:
             task = task.using(run_after=run_after)
@@ -158,10 +195,6 @@ def enqueue(delivery_id, run_after=None) -> bool:
             delivery_id,
         )
         return False
-
-
-def enqueue_on_commit(delivery_id):
-    transaction.on_commit(lambda: enqueue(delivery_id), robust=True)
 
 
 # --- attempts -----------------------------------------------------------------------------

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from functools import partial
 
+from django.core.signals import request_finished, request_started
 from django.db import transaction
 from django.dispatch import receiver
 
 from ..models import DeliveryEvent
 from ..signals import call_completed, call_started, call_tagged
+from . import delivery
 from .base import logger
 
 
@@ -25,12 +27,10 @@ def schedule_after_commit(call, event: str) -> None:
 
 
 def schedule_now(call_id, event: str) -> None:
-    from .delivery import load_call, schedule
-
     try:
-        call = load_call(call_id)  # the committed state, not the sender's instance
+        call = delivery.load_call(call_id)  # the committed state, not the sender's instance
         if call is not None:
-            schedule(call, event)
+            delivery.schedule(call, event)
     except Exception:
         logger.exception(
             "Scheduling %s deliveries for call %s failed; `manage.py calltracking_deliveries "
@@ -53,3 +53,8 @@ def on_call_completed(sender, call=None, **kwargs):
 @receiver(call_tagged, dispatch_uid="calltracking_integrations_call_tagged")
 def on_call_tagged(sender, call=None, **kwargs):
     schedule_after_commit(call, DeliveryEvent.CALL_TAGGED)
+
+
+# With the immediate task backend, sends triggered during a request wait for its response.
+request_started.connect(delivery.request_started_handler, dispatch_uid="calltracking_deliveries_request_started")
+request_finished.connect(delivery.request_finished_handler, dispatch_uid="calltracking_deliveries_request_finished")
