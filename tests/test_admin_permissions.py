@@ -213,3 +213,9 @@ def test_permissions_are_registered_for_the_group_editor(client):
                      "delete_numberpool", "add_manager"):
         permission = Permission.objects.get(codename=codename)
         assert f'value="{permission.pk}"' in page, codename
+
+
+def test_existence_of_a_call_is_not_revealed(client, call):
+    client.force_login(make_admin_user([]))
+    assert_denied(client.get(reverse("wagtail_calltracking_calls:inspect", args=[call.pk])))
+    assert_denied(client.get(reverse("wagtail_calltracking_calls:inspect", args=[call.pk + 1000])))

@@ -82,6 +82,12 @@ class CallTrackingDashboardPanel(Component):
     def get_context_data(self, parent_context=None):
         context = super().get_context_data(parent_context)
         context.update(dashboard_stats())
-        context["calls_url"] = reverse("wagtail_calltracking_calls:index")
+        calls_url = reverse("wagtail_calltracking_calls:index")
+        today = timezone.localdate()
+        context["calls_url"] = calls_url
+        context["calls_today_url"] = f"{calls_url}?started_from={today.isoformat()}"
+        context["calls_week_url"] = (
+            f"{calls_url}?started_from={(today - datetime.timedelta(days=6)).isoformat()}"
+        )
         context["report_url"] = reverse("wagtail_calltracking_report_sources:index")
         return context

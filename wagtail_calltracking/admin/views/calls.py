@@ -266,6 +266,19 @@ class CallDetailView(generic.InspectView):
     delete_url_name = None
     inspect_url_name = None
 
+    def setup(self, request, *args, **kwargs):
+        # Unlike InspectView, fetch the call only once the permission check has passed (the
+        # existence of a call id is not revealed to users who may not see calls).
+        super(generic.InspectView, self).setup(request, *args, **kwargs)
+        self.pk = self.kwargs[self.pk_url_kwarg]
+        self.fields = []
+
+    def dispatch(self, request, *args, **kwargs):
+        if not self.user_has_any_permission(self.any_permission_required):
+            raise PermissionDenied
+        self.object = self.get_object()
+        return super().dispatch(request, *args, **kwargs)
+
     def get_object(self, queryset=None):
         queryset = Call.objects.select_related(
             "tracking_number",
