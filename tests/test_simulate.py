@@ -106,7 +106,8 @@ class TestDemoHistory:
         assert history.count() > 50
         confidences = set(history.values_list("confidence", flat=True))
         assert {Confidence.EXACT, Confidence.SOURCE_ONLY, Confidence.UNATTRIBUTED} <= confidences
-        assert Confidence.LATE in confidences
+        assert {Confidence.LATE, Confidence.AMBIGUOUS} <= confidences
+        assert history.filter(confidence=Confidence.AMBIGUOUS, candidate_sessions__isnull=False).exists()
         channels = set(CallTouch.objects.filter(model="last").values_list("channel", flat=True))
         assert {"paid_search", "offline"} <= channels
         assert set(history.values_list("result", flat=True)) >= {"answered", "missed"}
@@ -120,6 +121,8 @@ class TestDemoHistory:
             leases = list(Lease.objects.filter(number=number).order_by("leased_at"))
             for before, after in zip(leases, leases[1:], strict=False):
                 assert before.released_at <= after.leased_at
+                if after.reclaimed:
+                    assert before.released_at == after.leased_at and before.release_reason == "reclaimed"
         assert not Lease.objects.filter(released_at__isnull=True).exists()  # today's numbers stay free
         count = history.count()
         calls.load(io.StringIO())

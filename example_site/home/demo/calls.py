@@ -126,6 +126,7 @@ class NumberSlot:
     number_id: int
     e164: str
     free_at: object
+    lease: object = None
 
 
 class History:
@@ -235,30 +236,43 @@ class History:
         return (pool.id if pool else None), None
 
     def lease(self, pool_id, session):
+        """(lease, slot, reclaimed): the number idle longest, as the leasing code picks it.
+        Now and then the pool runs out at a peak and the least recently active live lease is
+        reclaimed ("reuse the oldest"): calls to that number are then ambiguous."""
         pool = self.pools.get(pool_id)
         slots = self.slots.get(pool_id) or []
         if pool is None or not slots:
-            return None, None
+            return None, None, False
         start = session.started_at + timedelta(seconds=2)
-        free = [slot for slot in slots if slot.free_at <= start]
         end = session.last_activity_at + timedelta(minutes=pool.hold_minutes)
-        if free:
-            slot = min(free, key=lambda s: s.free_at)  # idle longest, as the leasing code does
-            lease = Lease.objects.create(
-                number_id=slot.number_id,
-                pool=pool,
-                session=session,
-                leased_at=start,
-                last_seen_at=session.last_activity_at,
-                released_at=end,
-                release_reason=LeaseReleaseReason.EXPIRED,
+        free = [slot for slot in slots if slot.free_at <= start]
+        live = [slot for slot in slots if slot.lease is not None and slot.lease.released_at > start]
+        reclaim = live and (not free or self.rng.random() < 0.012)
+        if not free and not reclaim:
+            record_pool_stat(pool.pk, start, exhaustions=1)
+            return None, None, False
+        if reclaim:
+            slot = min(live, key=lambda s: s.lease.last_seen_at)
+            Lease.objects.filter(pk=slot.lease.pk).update(
+                released_at=start, release_reason=LeaseReleaseReason.RECLAIMED
             )
-            busy = sum(1 for s in slots if s.free_at > start)
-            record_pool_stat(pool.pk, start, leases=1, peak=busy + 1)
-            slot.free_at = end + timedelta(minutes=pool.cooldown_minutes)
-            return lease, slot
-        record_pool_stat(pool.pk, start, exhaustions=1)
-        return None, None
+            record_pool_stat(pool.pk, start, exhaustions=1)
+        else:
+            slot = min(free, key=lambda s: s.free_at)
+        slot.lease = Lease.objects.create(
+            number_id=slot.number_id,
+            pool=pool,
+            session=session,
+            leased_at=start,
+            last_seen_at=session.last_activity_at,
+            released_at=end,
+            release_reason=LeaseReleaseReason.EXPIRED,
+            reclaimed=bool(reclaim),
+        )
+        busy = sum(1 for s in slots if s.free_at > start)
+        record_pool_stat(pool.pk, start, leases=1, peak=min(len(slots), busy + 1))
+        slot.free_at = end + timedelta(minutes=pool.cooldown_minutes)
+        return slot.lease, slot, bool(reclaim)
 
     # --- calls ------------------------------------------------------------------------------
 
@@ -343,8 +357,11 @@ class History:
                 session, call_rate = self.make_session(started_at)
                 sessions += 1
                 pool_id, _ = self.pool_for(session)
-                lease, slot = self.lease(pool_id, session) if pool_id else (None, None)
-                if slot is not None and self.rng.random() < call_rate:
+                lease, slot, reclaimed = self.lease(pool_id, session) if pool_id else (None, None, False)
+                if reclaimed:
+                    # The displaced visitor dials the number they noted: both saw it.
+                    self.simulate_call(slot.e164, started_at + timedelta(seconds=self.rng.randint(40, 240)))
+                elif slot is not None and self.rng.random() < call_rate:
                     # Mostly while browsing; some after leaving (late), within the grace window.
                     if self.rng.random() < 0.8:
                         offset = self.rng.uniform(
