@@ -451,3 +451,19 @@ def test_erased_deliveries_are_never_resent(site, integrations_settings, crm_end
     assert not row.is_resendable
     assert delivery.resend([row.pk]) == 0
     assert integrations_settings.log == []
+
+
+def test_one_broken_integration_does_not_hold_back_the_others(
+    site, integrations_settings, crm_endpoint, ga4_property, django_capture_on_commit_callbacks, monkeypatch
+):
+    from wagtail_calltracking.integrations.ga4 import GA4Integration
+
+    def broken(self, call, event):
+        raise RuntimeError("GA4 rules bug")
+
+    monkeypatch.setattr(GA4Integration, "targets", broken)
+    integrations_settings.expect_request("/crm").respond_with_json({})
+    call = make_attributed_call(site)
+    complete(call, django_capture_on_commit_callbacks)
+    assert Delivery.objects.get(call=call).kind == DeliveryKind.CRM
+    assert Delivery.objects.get(call=call).status == DeliveryStatus.DELIVERED

@@ -66,29 +66,37 @@ def schedule(call, event: str, *, enqueue_sends: bool = True) -> list[Delivery]:
     Returns the deliveries that are now waiting to be sent."""
     due = []
     for integration in registry().values():
-        if event == DeliveryEvent.CALL_TAGGED:
-            integration.on_call_tagged(call)
-        for target in integration.targets(call, event):
-            delivery, created = Delivery.objects.get_or_create(
-                kind=integration.kind,
-                target_id=target.pk,
-                call=call,
-                event=event,
-                defaults={
-                    "target_name": str(target)[:255],
-                    "next_attempt_at": timezone.now(),
-                },
-            )
-            # An existing row is never sent twice; only a new tag refreshes it.
-            refreshed = not created and event == DeliveryEvent.CALL_TAGGED and _refresh_for_new_tag(delivery)
-            if not created and not refreshed:
-                continue
-            prepare(delivery, integration, target, call)
-            if delivery.status == DeliveryStatus.PENDING:
-                due.append(delivery)
+        try:
+            due.extend(_schedule_for(integration, call, event))
+        except Exception:
+            # One integration's failure (say, a bug in its rules) never holds back the others;
+            # `calltracking_deliveries --backfill` schedules what is missing.
+            logger.exception("Scheduling %s deliveries of call %s failed", integration.kind, call.pk)
     if enqueue_sends:
         for delivery in due:
             enqueue(delivery.pk, after_response=True)
+    return due
+
+
+def _schedule_for(integration, call, event) -> list[Delivery]:
+    due = []
+    if event == DeliveryEvent.CALL_TAGGED:
+        integration.on_call_tagged(call)
+    for target in integration.targets(call, event):
+        delivery, created = Delivery.objects.get_or_create(
+            kind=integration.kind,
+            target_id=target.pk,
+            call=call,
+            event=event,
+            defaults={"target_name": str(target)[:255], "next_attempt_at": timezone.now()},
+        )
+        # An existing row is never sent twice; only a new tag refreshes it.
+        refreshed = not created and event == DeliveryEvent.CALL_TAGGED and _refresh_for_new_tag(delivery)
+        if not created and not refreshed:
+            continue
+        prepare(delivery, integration, target, call)
+        if delivery.status == DeliveryStatus.PENDING:
+            due.append(delivery)
     return due
 
 
