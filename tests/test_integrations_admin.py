@@ -341,3 +341,20 @@ def test_delivery_log_query_count(admin_client, site, crm_endpoint, django_asser
     admin_client.get(url)  # warm caches (content types, site)
     with django_assert_max_num_queries(25):
         assert admin_client.get(url).status_code == 200
+
+
+def test_call_page_lists_where_the_call_was_reported(admin_client, client, site, crm_endpoint):
+    call = make_attributed_call(site)
+    row = failed_delivery(call, crm_endpoint)
+    url = reverse("wagtail_calltracking_calls:inspect", args=[call.pk])
+    html = admin_client.get(url).content.decode()
+    assert "Reported to" in html
+    assert reverse(f"{DELIVERIES}:inspect", args=[row.pk]) in html
+    assert "HTTP 500 Internal Server Error" in html
+
+    # Someone who may see calls but not the delivery log does not see the section.
+    admin_client.logout()
+    user_with(client, "view_call")
+    response = client.get(url)
+    assert response.status_code == 200
+    assert "Reported to" not in response.content.decode()
