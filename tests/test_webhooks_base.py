@@ -342,3 +342,46 @@ def test_json_dumps_of_spool_records_roundtrip(tmp_path):
     log.write_text("noise\n2025-01-01 ERROR " + spool.MARKER + json.dumps(record) + "\nmore noise\n")
     assert [r for _, r in spool.read_records([log])] == [record]
     assert urlencode({"a": "b c"}) == "a=b+c"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_deliveries_of_one_call_create_one_call(site, ads_source, call_settings):
+    """Real concurrency (threads, each with its own PostgreSQL connection): the voice webhook
+    retried while the first attempt is still running, plus the status callbacks, all at once."""
+    import threading
+
+    from django.db import connection
+    from django.test import Client
+
+    from .factories import make_session
+    from .webhook_fixtures import lease_number
+
+    number = ads_source.pool.numbers.first()
+    session = make_session(site=site, channel="paid_search", matched_source=ads_source)
+    lease_number(number, session, timezone.now() - timedelta(minutes=2))
+    deliveries = [(VOICE, incoming(number.number))] * 4 + [
+        (DIAL, dial_result("completed", 42)),
+        (STATUS, {"CallSid": SID, "CallStatus": "completed", "CallDuration": "50", "From": CALLER, "To": number.number}),
+    ] * 2
+    barrier = threading.Barrier(len(deliveries))
+    statuses = []
+
+    def deliver(path, params):
+        try:
+            barrier.wait()
+            statuses.append(twilio_post(Client(), path, params).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver, args=delivery) for delivery in deliveries]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == sorted([200] * 4 + [200, 204] * 2)
+    call = Call.objects.get()
+    assert call.result == CallResult.ANSWERED and call.talk_seconds == 42 and call.total_seconds == 50
+    assert call.session == session and call.touches.count() == 3
+    assert call.events.filter(dedupe_key=f"voice:{SID}").count() == 1
+    assert call.events.count() == 3
