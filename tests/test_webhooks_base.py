@@ -387,3 +387,19 @@ def test_concurrent_deliveries_of_one_call_create_one_call(site, ads_source, cal
     assert call.session == session and call.touches.count() == 3
     assert call.events.filter(dedupe_key=f"voice:{SID}").count() == 1
     assert call.events.count() == 3
+
+
+@pytest.mark.django_db
+def test_late_answer_corrects_an_inferred_miss_and_its_durations(client, paid_visit, call_settings):
+    _, number, _ = paid_visit
+    start = timezone.now() - timedelta(minutes=5)
+    demo_post(client, "voice", {"call_id": "late-answer", "from": CALLER, "to": number.number,
+                                "timestamp": start.isoformat()})
+    demo_post(client, "status", {"event": "completed", "call_id": "late-answer",
+                                 "timestamp": (start + timedelta(seconds=60)).isoformat()})
+    call = Call.objects.get()
+    assert (call.result, call.ring_seconds, call.talk_seconds) == (CallResult.MISSED, 60, 0)
+    demo_post(client, "status", {"event": "answered", "call_id": "late-answer",
+                                 "timestamp": (start + timedelta(seconds=10)).isoformat()})
+    call.refresh_from_db()
+    assert (call.result, call.ring_seconds, call.talk_seconds) == (CallResult.ANSWERED, 10, 50)

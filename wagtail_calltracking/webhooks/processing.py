@@ -163,6 +163,8 @@ def _set_result(call: Call, result: str) -> None:
     """Only a result with stronger evidence replaces the current one: the final state does
     not depend on the order events arrive in."""
     if RESULT_EVIDENCE[result] > RESULT_EVIDENCE[CallResult(call.result)]:
+        if result == CallResult.ANSWERED and call.result != CallResult.PENDING and call.talk_seconds == 0:
+            call.talk_seconds = None  # the zero of the unanswered guess; derived again below
         call.result = result
 
 
@@ -214,8 +216,6 @@ def apply_event(call: Call, event: CallWebhookEvent, received_at) -> None:
         if call.result != CallResult.PENDING:
             _set_result(call, CallResult.ANSWERED)
     elif kind == CallEventType.COMPLETED:
-        if event.talk_seconds is not None:
-            call.talk_seconds = event.talk_seconds
         if event.total_seconds is not None and not event.is_forwarded_leg:
             call.total_seconds = event.total_seconds
         outcome = event.outcome
@@ -228,8 +228,11 @@ def apply_event(call: Call, event: CallWebhookEvent, received_at) -> None:
             if outcome is not None:
                 _set_result(call, outcome)
             elif call.result == CallResult.PENDING:
-                answered = call.answered_at is not None or bool(call.talk_seconds)
+                answered = call.answered_at is not None or bool(event.talk_seconds or call.talk_seconds)
                 call.result = CallResult.ANSWERED if answered else CallResult.MISSED
+        # A talk time only counts for an answered call, and a zero never erases a real one.
+        if event.talk_seconds and call.result in (CallResult.ANSWERED, CallResult.PENDING):
+            call.talk_seconds = event.talk_seconds
         if event.ring_seconds is not None:
             # A reported ring time pins the answer instant (answered) or the ringing span.
             if call.result == CallResult.ANSWERED and call.answered_at is None:
