@@ -263,3 +263,26 @@ def test_periodic_task(db):
     assert VisitorSession.objects.count() == 0
     # Unconfigured: a no-op, not an error.
     assert purge_task.enqueue().return_value["days"] is None
+
+
+# --- system checks ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "ids"),
+    [
+        ({"RETENTION_DAYS": 90, "WEBHOOK_LOG_RETENTION_DAYS": 30}, []),
+        ({"RETENTION_DAYS": 0}, ["wagtail_calltracking.E080"]),
+        ({"RETENTION_DAYS": "90"}, ["wagtail_calltracking.E080"]),
+        ({"WEBHOOK_LOG_RETENTION_DAYS": True}, ["wagtail_calltracking.E080"]),
+        ({"DYNAMIC_NUMBERS_WITHOUT_CONSENT": True}, ["wagtail_calltracking.W081"]),
+        ({"DYNAMIC_NUMBERS_WITHOUT_CONSENT": True, "HONOUR_GPC": True}, []),
+        ({"DYNAMIC_NUMBERS_WITHOUT_CONSENT": True, "CONSENT": {"cookie": "c"}}, []),
+    ],
+)
+def test_privacy_system_checks(values, ids):
+    from django.core import checks
+
+    with calltracking_settings(**values):
+        found = [message.id for message in checks.run_checks() if message.id.startswith("wagtail_calltracking.")]
+    assert [i for i in found if i in ("wagtail_calltracking.E080", "wagtail_calltracking.W081")] == ids

@@ -96,7 +96,9 @@ def check_settings(app_configs=None, **kwargs):
         import phonenumbers
 
         if user["DEFAULT_REGION"] not in phonenumbers.SUPPORTED_REGIONS:
-            errors.append(_invalid("DEFAULT_REGION", user["DEFAULT_REGION"], "an ISO 3166-1 region code such as 'US' or 'GB'"))
+            errors.append(
+                _invalid("DEFAULT_REGION", user["DEFAULT_REGION"], "an ISO 3166-1 region code such as 'US' or 'GB'")
+            )
     for key in ("EXCLUDE_PATHS", "TRUSTED_PROXIES", "GEOLOCATORS"):
         if key in user and not (isinstance(user[key], list | tuple) and all(isinstance(v, str) for v in user[key])):
             errors.append(_invalid(key, user[key], "a list of strings"))
@@ -180,6 +182,7 @@ def check_middleware(app_configs=None, **kwargs):
 
 
 # Area checks registered on import.
+from . import privacy as privacy_checks  # noqa: E402, F401  (retention, consent: E080–W081)
 from .integrations import checks as integration_checks  # noqa: E402, F401  (task backend: E060–E064)
 from .numbers import checks as number_checks  # noqa: E402, F401  (pools, sources, numbers: W020–W039)
 from .webhooks import checks as webhook_checks  # noqa: E402, F401  (providers, secrets: E040–W049)

@@ -14,6 +14,7 @@ import logging
 import uuid
 from dataclasses import asdict, dataclass, field
 
+from django.core.checks import Error, Tags, Warning, register
 from django.db import transaction
 from django.utils.module_loading import import_string
 
@@ -411,3 +412,44 @@ def _spool_files_mentioning(numbers: set[str]) -> list[str]:
         if _mentions(needles, text, body):
             found.append(str(file))
     return found
+
+
+# --- system checks (ids 080–099) -------------------------------------------------------------------
+
+
+@register(Tags.compatibility)
+def check_privacy_settings(app_configs=None, **kwargs):
+    from django.conf import settings
+
+    from .conf import SETTINGS_NAME
+
+    user = getattr(settings, SETTINGS_NAME, None)
+    if not isinstance(user, dict):
+        return []
+    messages = []
+    for key in ("RETENTION_DAYS", "WEBHOOK_LOG_RETENTION_DAYS"):
+        value = user.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            messages.append(
+                Error(
+                    f"{SETTINGS_NAME}[{key!r}] is {value!r}.",
+                    hint="Expected None (keep forever) or a positive number of days, e.g. 90.",
+                    id="wagtail_calltracking.E080",
+                )
+            )
+    if (
+        user.get("DYNAMIC_NUMBERS_WITHOUT_CONSENT")
+        and not user.get("CONSENT")
+        and not user.get("HONOUR_GPC")
+        and not user.get("HONOUR_DNT")
+    ):
+        messages.append(
+            Warning(
+                f"{SETTINGS_NAME}['DYNAMIC_NUMBERS_WITHOUT_CONSENT'] has no effect: no consent gate "
+                "(CONSENT) and no privacy signal (HONOUR_GPC, HONOUR_DNT) is configured, so every "
+                "visitor is tracked.",
+                hint="Set CONSENT to your consent cookie or callable, or remove the setting.",
+                id="wagtail_calltracking.W081",
+            )
+        )
+    return messages
