@@ -127,9 +127,11 @@ def ga4_property(site):
 
 
 @pytest.fixture
-def crm_endpoint(site, httpserver):
+def crm_endpoint(db, httpserver):
+    """A CRM endpoint for every site (no dependency on Wagtail's pages: usable in
+    transactional tests, which run on a flushed database)."""
     return CRMEndpoint.objects.create(
-        site=site,
+        site=None,
         name="CRM",
         url=httpserver.url_for("/crm"),
         secret="crm-signing-secret",

@@ -1,5 +1,8 @@
 """Deliveries on the production task backend (django-tasks-db): sends run in the worker, not
-in the webhook, and a failed attempt is re-queued as a deferred task at its backoff time."""
+in the webhook, and a failed attempt is re-queued as a deferred task at its backoff time.
+
+Transactional tests run on a flushed database (no Wagtail pages or sites): nothing here
+depends on them."""
 
 import io
 from datetime import timedelta
@@ -50,12 +53,12 @@ def run_worker():
     )
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_worker_sends_and_retries_deferred(site, db_backend, crm_endpoint):
+@pytest.mark.django_db(transaction=True)
+def test_worker_sends_and_retries_deferred(db_backend, crm_endpoint):
     server = db_backend
     server.expect_oneshot_request("/crm").respond_with_data("down", status=503)
     server.expect_request("/crm").respond_with_json({})
-    call = make_attributed_call(site)
+    call = make_attributed_call(None)
 
     call_completed.send(sender=Call, call=call)  # autocommit: on_commit runs at once
 
@@ -90,11 +93,11 @@ def test_worker_sends_and_retries_deferred(site, db_backend, crm_endpoint):
     assert len(server.log) == 2
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_a_task_for_a_row_already_sent_does_nothing(site, db_backend, crm_endpoint):
+@pytest.mark.django_db(transaction=True)
+def test_a_task_for_a_row_already_sent_does_nothing(db_backend, crm_endpoint):
     server = db_backend
     server.expect_request("/crm").respond_with_json({})
-    call = make_attributed_call(site)
+    call = make_attributed_call(None)
     call_completed.send(sender=Call, call=call)
     row = Delivery.objects.get(call=call, kind=DeliveryKind.CRM)
     # The command got there first; the queued task then finds nothing due.
@@ -105,11 +108,11 @@ def test_a_task_for_a_row_already_sent_does_nothing(site, db_backend, crm_endpoi
     assert len(server.log) == 1
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_unknown_queue_leaves_the_row_for_the_command(site, db_backend, crm_endpoint, settings):
+@pytest.mark.django_db(transaction=True)
+def test_unknown_queue_leaves_the_row_for_the_command(db_backend, crm_endpoint, settings):
     server = db_backend
     server.expect_request("/crm").respond_with_json({})
-    call = make_attributed_call(site)
+    call = make_attributed_call(None)
     with override_settings(WAGTAIL_CALLTRACKING={**settings.WAGTAIL_CALLTRACKING, "TASK_QUEUE_NAME": "not-a-queue"}):
         call_completed.send(sender=Call, call=call)
     assert not DBTaskResult.objects.exists()
