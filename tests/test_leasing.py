@@ -350,3 +350,22 @@ def test_pool_stat_upsert_accumulates(pool):
     leasing.record_pool_stat(pool.pk, when, leases=1, peak=2)
     stat = PoolStat.objects.get(pool=pool)
     assert (stat.leases, stat.exhaustions, stat.peak_concurrency) == (3, 1, 3)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("synchronous", [False, True])
+def test_lease_commit_durability_setting(settings, synchronous):
+    settings.WAGTAIL_CALLTRACKING = {**settings.WAGTAIL_CALLTRACKING, "LEASE_SYNCHRONOUS_COMMIT": synchronous}
+    pool = make_pool(size=1, name="Durable")
+    session = make_session()
+    with CaptureQueriesContext(connection) as queries:
+        assert number_for_session(pool_config(pool), session.pk).is_dynamic
+    relaxed = any("synchronous_commit TO OFF" in q["sql"] for q in queries)
+    assert relaxed is not synchronous
+
+
+def test_lease_commit_is_never_relaxed_inside_the_callers_transaction(pool):
+    with CaptureQueriesContext(connection) as queries:
+        lease_from(pool, make_session())
+    assert not any("synchronous_commit" in q["sql"] for q in queries)

@@ -95,11 +95,13 @@ def test_settings_checks(settings):
         "LANDING_PARAMETER": "c t",
         "LEASE_REFRESH_SECONDS": 600,
         "POOL_HEADROOM": -1,
+        "LEASE_SYNCHRONOUS_COMMIT": "yes",
     }
     assert ids(check_number_settings()) == [
         "wagtail_calltracking.E020",
         "wagtail_calltracking.E021",
         "wagtail_calltracking.E022",
+        "wagtail_calltracking.E024",
     ]
 
 

@@ -38,6 +38,14 @@ def check_number_settings(app_configs=None, **kwargs):
                 id="wagtail_calltracking.E021",
             )
         )
+    if not isinstance(ct_settings.LEASE_SYNCHRONOUS_COMMIT, bool):
+        errors.append(
+            Error(
+                f"{SETTINGS_NAME}['LEASE_SYNCHRONOUS_COMMIT'] is {ct_settings.LEASE_SYNCHRONOUS_COMMIT!r}.",
+                hint="Use True or False.",
+                id="wagtail_calltracking.E024",
+            )
+        )
     headroom = ct_settings.POOL_HEADROOM
     if not (isinstance(headroom, int | float) and not isinstance(headroom, bool) and 0 <= headroom <= 10):
         errors.append(

@@ -35,12 +35,13 @@ expiring UPDATE re-checks ``last_seen_at`` and the refreshing UPDATE re-checks
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Case, DateTimeField, ExpressionWrapper, F, FilteredRelation, Q, Value, When
+from django.db.models import Case, DateTimeField, ExpressionWrapper, F, Q, Value, When
 from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
@@ -145,31 +146,17 @@ def lease_at(number, when: datetime):
 
 def lookup_session_lease(session_id: int, pool_ids) -> SessionLease | None:
     """One SELECT: the session's channel and its latest unreleased lease in ``pool_ids``.
-    None when the session does not exist (erased, purged)."""
-    from ..models import VisitorSession
+    None when the session does not exist (erased, purged).
 
-    row = (
-        VisitorSession.objects.filter(pk=session_id)
-        .annotate(
-            live=FilteredRelation(
-                "leases",
-                condition=Q(leases__pool_id__in=list(pool_ids), leases__released_at__isnull=True),
-            )
-        )
-        .order_by(F("live__leased_at").desc(nulls_last=True), F("live__id").desc(nulls_last=True))
-        .values_list(
-            "channel",
-            "live__id",
-            "live__pool_id",
-            "live__number_id",
-            "live__number__number",
-            "live__last_seen_at",
-            "live__number__active",
-            "live__number__current_lease_id",
-            "live__reclaimed",
-        )
-        .first()
-    )
+    The query runs on every page view that shows a pool number, so it is plain SQL (built
+    once per database vendor and number of pools): the ORM's query building would cost more
+    than the indexed lookup itself."""
+    pool_ids = [int(pool_id) for pool_id in pool_ids]
+    if not pool_ids:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(_lookup_sql(connection.vendor, len(pool_ids)), [*pool_ids, int(session_id)])
+        row = cursor.fetchone()
     if row is None:
         return None
     channel, lease_id, pool_id, number_id, e164, last_seen, active, current, reclaimed = row
@@ -179,11 +166,54 @@ def lookup_session_lease(session_id: int, pool_ids) -> SessionLease | None:
         pool_id=pool_id,
         number_id=number_id,
         e164=e164 or "",
-        last_seen_at=last_seen,
+        last_seen_at=_datetime_from_db(last_seen),
         number_active=bool(active),
         number_current_lease_id=current,
         reclaimed=bool(reclaimed),
     )
+
+
+@functools.lru_cache(maxsize=32)
+def _lookup_sql(vendor: str, pool_count: int) -> str:
+    from ..models import Lease, TrackingNumber, VisitorSession
+
+    qn = connection.ops.quote_name
+
+    def column(model, field):
+        return qn(model._meta.get_field(field).column)
+
+    session, lease, number = (qn(m._meta.db_table) for m in (VisitorSession, Lease, TrackingNumber))
+    placeholders = ", ".join(["%s"] * pool_count)
+    return (
+        f"SELECT s.{column(VisitorSession, 'channel')}, l.{column(Lease, 'id')}, "  # noqa: S608
+        f"l.{column(Lease, 'pool')}, l.{column(Lease, 'number')}, n.{column(TrackingNumber, 'number')}, "
+        f"l.{column(Lease, 'last_seen_at')}, n.{column(TrackingNumber, 'active')}, "
+        f"n.{column(TrackingNumber, 'current_lease')}, l.{column(Lease, 'reclaimed')} "
+        f"FROM {session} s "
+        f"LEFT JOIN {lease} l ON l.{column(Lease, 'session')} = s.{column(VisitorSession, 'id')} "
+        f"AND l.{column(Lease, 'released_at')} IS NULL AND l.{column(Lease, 'pool')} IN ({placeholders}) "
+        f"LEFT JOIN {number} n ON n.{column(TrackingNumber, 'id')} = l.{column(Lease, 'number')} "
+        f"WHERE s.{column(VisitorSession, 'id')} = %s "
+        f"ORDER BY CASE WHEN l.{column(Lease, 'id')} IS NULL THEN 1 ELSE 0 END, "
+        f"l.{column(Lease, 'leased_at')} DESC, l.{column(Lease, 'id')} DESC "
+        "LIMIT 1"
+    )
+
+
+def _datetime_from_db(value):
+    """A datetime column read with a raw cursor (SQLite returns text or naive UTC)."""
+    if value is None:
+        return None
+    convert = getattr(connection.ops, "convert_datetimefield_value", None)
+    if convert is not None:
+        value = convert(value, None, connection)
+    if isinstance(value, str):
+        from django.utils.dateparse import parse_datetime
+
+        value = parse_datetime(value)
+    if value is not None and timezone.is_naive(value):
+        value = timezone.make_aware(value, UTC)
+    return value
 
 
 # --- taking numbers -------------------------------------------------------------------------
@@ -254,10 +284,23 @@ def _take_write_lock() -> None:
             cursor.execute(f"UPDATE {table} SET id = id WHERE 0 = 1")  # noqa: S608
 
 
+def _relax_commit(outermost: bool) -> None:
+    """PostgreSQL: don't wait for the WAL flush when this leasing transaction commits, unless
+    ``LEASE_SYNCHRONOUS_COMMIT``. Visibility and locking are unchanged (other transactions see
+    the lease at once, the no-double-lease guarantee holds); only a database *crash* within
+    the last fraction of a second could lose the newest leases — the same trade the middleware
+    makes for sessions and page views. Never inside the caller's own transaction."""
+    if outermost and connection.vendor == "postgresql" and not ct_settings.LEASE_SYNCHRONOUS_COMMIT:
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+
 def _acquire(pool, session_id, now, *, previous=None, lock_session=True) -> LeaseResult | None:
     from ..models import VisitorSession
 
+    outermost = transaction.get_autocommit()
     with transaction.atomic():
+        _relax_commit(outermost)
         _take_write_lock()
         if session_id is not None and lock_session:
             # Serialise one session's concurrent requests (parallel tabs, prefetches) so that
@@ -537,11 +580,20 @@ def record_pool_stat(pool_id: int, when: datetime, *, leases=0, exhaustions=0, p
     if connection.vendor in ("postgresql", "sqlite"):
         qn = connection.ops.quote_name
         table = qn(opts.db_table)
-        greatest = "GREATEST" if connection.vendor == "postgresql" else "MAX"
         hour_value = opts.get_field("hour").get_db_prep_value(hour, connection)
+        if connection.vendor == "postgresql":
+            greatest = "GREATEST"
+            values = "SELECT %s::bigint, %s::timestamptz, %s::integer, %s::integer, %s::integer"
+            if transaction.get_autocommit():
+                # A statistic, committed on its own: don't wait for a WAL flush (a database
+                # crash can lose the last fraction of a second of counts, never a lease).
+                values += " WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL"
+        else:
+            greatest = "MAX"
+            values = "SELECT %s, %s, %s, %s, %s WHERE true"  # WHERE: SQLite's upsert-after-SELECT rule
         sql = (
             f"INSERT INTO {table} (pool_id, hour, leases, exhaustions, peak_concurrency) "  # noqa: S608
-            "VALUES (%s, %s, %s, %s, %s) "
+            f"{values} "
             "ON CONFLICT (pool_id, hour) DO UPDATE SET "
             f"leases = {table}.leases + excluded.leases, "
             f"exhaustions = {table}.exhaustions + excluded.exhaustions, "
