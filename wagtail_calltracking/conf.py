@@ -74,6 +74,10 @@ DEFAULTS: dict[str, Any] = {
     # A live lease's last_seen_at is written at most this often (one UPDATE); keep it well
     # below the pools' hold time (at least 2 minutes).
     "LEASE_REFRESH_SECONDS": 60,
+    # PostgreSQL: wait for the disk flush when committing a new lease. Off (default), as for
+    # sessions and page views: a database crash can lose the leases of the last fraction of a
+    # second; on: one more disk flush per new visitor that gets a pool number.
+    "LEASE_SYNCHRONOUS_COMMIT": False,
     # Pool health: spare capacity added to the observed p99 concurrency when recommending a
     # pool size (0.25 = 25 %; at least one spare number is always recommended).
     "POOL_HEADROOM": 0.25,
