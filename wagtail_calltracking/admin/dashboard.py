@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import datetime
 
-from django.db.models import Count, Q
-from django.db.models.functions import TruncDate
+from django.db.models import Case, Count, IntegerField, Q, Value, When
 from django.urls import reverse
 from django.utils import timezone
 from wagtail.admin.ui.components import Component
@@ -13,56 +12,78 @@ from wagtail.admin.ui.components import Component
 from ..models import Call, CallResult, TouchModel
 from .chart import build_daily_channel_chart
 from .formatting import channel_label, format_percent, percent
-from .queries import FINISHED_RESULTS, default_touch_model, local_day_bounds, with_attribution
+from .queries import (
+    FINISHED_RESULTS,
+    default_touch_model,
+    local_day_bounds,
+    started_between,
+    with_attribution,
+)
 
 CHART_DAYS = 30
 TOP_SOURCES = 5
 
 
+def day_bucket(first_day: datetime.date, days: int) -> Case:
+    """The index (0 … days-1) of the local day a call started on, as a plain SQL ``CASE``
+    over precomputed bounds: correct across DST changes, and no per-row time zone function
+    (which SQLite runs in Python)."""
+    whens = []
+    for index in range(days):
+        _lower, upper = local_day_bounds(None, first_day + datetime.timedelta(days=index))
+        whens.append(When(started_at__lt=upper, then=Value(index)))
+    return Case(*whens, default=Value(None), output_field=IntegerField())
+
+
 def dashboard_stats(today: datetime.date | None = None, touch_model: str | None = None) -> dict:
-    """Calls today and in the last 7 days, the 7-day answer rate, the top sources and the
-    30-day chart: three aggregate queries whatever the volume."""
+    """Calls today and in the last 7 days, the 7-day answer rate, first-time callers, the top
+    sources and the 30-day chart, from one aggregate query whatever the volume."""
     today = today or timezone.localdate()
     touch_model = touch_model or default_touch_model()
-    first_chart_day = today - datetime.timedelta(days=CHART_DAYS - 1)
-    today_start, _ = local_day_bounds(today, None)
-    week_start, _ = local_day_bounds(today - datetime.timedelta(days=6), None)
-    chart_start, chart_end = local_day_bounds(first_chart_day, today)
+    first_day = today - datetime.timedelta(days=CHART_DAYS - 1)
+    week_first_index = CHART_DAYS - 7
 
-    recent = Call.objects.filter(started_at__gte=chart_start, started_at__lt=chart_end)
-    this_week = Q(started_at__gte=week_start)
-    counts = recent.aggregate(
-        today=Count("id", filter=Q(started_at__gte=today_start)),
-        week=Count("id", filter=this_week),
-        week_finished=Count("id", filter=this_week & Q(result__in=FINISHED_RESULTS)),
-        week_answered=Count("id", filter=this_week & Q(result=CallResult.ANSWERED)),
-        week_first_time=Count("id", filter=this_week & Q(is_first_time=True)),
-    )
-    attributed = with_attribution(recent, touch_model)
-    top_sources = [
-        {
-            "source": row["ct_source"],
-            "channel": channel_label(row["ct_channel"]),
-            "calls": row["calls"],
-        }
-        for row in attributed.values("ct_source", "ct_channel")
-        .annotate(calls=Count("id"))
-        .order_by("-calls", "ct_source")[:TOP_SOURCES]
-    ]
-    per_day = (
-        attributed.annotate(day=TruncDate("started_at", tzinfo=timezone.get_current_timezone()))
-        .values_list("day", "ct_channel")
-        .annotate(calls=Count("id"))
+    recent = started_between(Call.objects.all(), first_day, today)
+    rows = (
+        with_attribution(recent, touch_model)
+        .annotate(day=day_bucket(first_day, CHART_DAYS))
+        .values("day", "ct_channel", "ct_source")
+        .annotate(
+            calls=Count("id"),
+            finished=Count("id", filter=Q(result__in=FINISHED_RESULTS)),
+            answered=Count("id", filter=Q(result=CallResult.ANSWERED)),
+            first_time=Count("id", filter=Q(is_first_time=True)),
+        )
         .order_by()
     )
-    chart = build_daily_channel_chart(per_day, first_chart_day, CHART_DAYS)
+    per_day, sources = [], {}
+    totals = {"today": 0, "week": 0, "finished": 0, "answered": 0, "first_time": 0}
+    for row in rows:
+        index = row["day"]
+        if index is None:
+            continue
+        per_day.append((first_day + datetime.timedelta(days=index), row["ct_channel"], row["calls"]))
+        key = (row["ct_source"], row["ct_channel"])
+        sources[key] = sources.get(key, 0) + row["calls"]
+        if index == CHART_DAYS - 1:
+            totals["today"] += row["calls"]
+        if index >= week_first_index:
+            totals["week"] += row["calls"]
+            for name in ("finished", "answered", "first_time"):
+                totals[name] += row[name]
+    top_sources = [
+        {"source": source, "channel": channel_label(channel), "calls": calls}
+        for (source, channel), calls in sorted(sources.items(), key=lambda item: (-item[1], item[0]))[
+            :TOP_SOURCES
+        ]
+    ]
     return {
-        "calls_today": counts["today"],
-        "calls_week": counts["week"],
-        "first_time_week": counts["week_first_time"],
-        "answer_rate": format_percent(percent(counts["week_answered"], counts["week_finished"])),
+        "calls_today": totals["today"],
+        "calls_week": totals["week"],
+        "first_time_week": totals["first_time"],
+        "answer_rate": format_percent(percent(totals["answered"], totals["finished"])),
         "top_sources": top_sources,
-        "chart": chart,
+        "chart": build_daily_channel_chart(per_day, first_day, CHART_DAYS),
         "touch_model_label": TouchModel(touch_model).label,
     }
 

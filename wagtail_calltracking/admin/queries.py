@@ -10,11 +10,14 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import (
     Case,
     CharField,
+    DateTimeField,
     F,
     FilteredRelation,
+    Func,
     Q,
     QuerySet,
     Value,
@@ -177,6 +180,47 @@ def default_report_range(days: int = 30):
 def countable_sessions() -> QuerySet:
     """Sessions that count as visits in conversion rates (bots excluded)."""
     return VisitorSession.objects.filter(is_bot=False)
+
+
+class _WithoutIndex(Func):
+    """SQLite's unary ``+``: the same value, but the planner may not use an index for it."""
+
+    template = "(+%(expressions)s)"
+    output_field = DateTimeField()
+
+
+#: On SQLite, a date range covering more than this share of a table's time span is read by a
+#: sequential scan. With SQLite's small default page cache, fetching a third of a 100k-call or
+#: 1M-session table row by row through the ``started_at`` index is several times slower than
+#: reading the table in order (measured: 1.3 s vs 0.4 s for 330k of 1M sessions). PostgreSQL's
+#: planner makes that choice itself, so this applies to SQLite only.
+SEQUENTIAL_SCAN_SHARE = 0.15
+
+
+def started_between(queryset: QuerySet, start, end, field: str = "started_at") -> QuerySet:
+    """``queryset`` restricted to rows whose ``field`` falls on the local dates
+    ``[start, end]`` (either may be None), read the fastest way for the range's size."""
+    lower, upper = local_day_bounds(start, end)
+    if connection.vendor == "sqlite" and lower is not None:
+        model = queryset.model
+        oldest = model._default_manager.order_by(field).values_list(field, flat=True).first()
+        newest = timezone.now()
+        if oldest is not None and newest > oldest:
+            span = (newest - oldest).total_seconds()
+            share = ((upper or newest) - max(lower, oldest)).total_seconds() / span
+            if share > SEQUENTIAL_SCAN_SHARE:
+                queryset = queryset.alias(_started_scan=_WithoutIndex(field)).filter(
+                    _started_scan__gte=lower
+                )
+                if upper is not None:
+                    queryset = queryset.filter(_started_scan__lt=upper)
+                return queryset
+    return filter_started(queryset, start, end, field=field)
+
+
+def sessions_started_between(start, end) -> QuerySet:
+    """Countable sessions started on the local dates ``[start, end]``."""
+    return started_between(countable_sessions(), start, end)
 
 
 def calls() -> QuerySet:

@@ -36,10 +36,10 @@ from ..queries import (
     MISSED_RESULTS,
     as_local_date,
     clean_touch_model,
-    countable_sessions,
     default_report_range,
     default_touch_model,
-    filter_started,
+    sessions_started_between,
+    started_between,
     with_attribution,
 )
 
@@ -107,9 +107,13 @@ class CallTrackingReportView(SafeCsvExportMixin, ReportView):
         }
         return reverse(self.calls_index_url_name) + "?" + urlencode(query)
 
+    def get_filtered_queryset(self):
+        # Each report applies its filters to the rows it aggregates (inside get_queryset).
+        return self.get_queryset()
+
     def filtered_calls(self):
         start, end = self.date_range
-        return filter_started(Call.objects.all(), start, end)
+        return started_between(Call.objects.all(), start, end)
 
     def get_context_data(self, *args, **kwargs):
         context = super().get_context_data(*args, **kwargs)
@@ -193,8 +197,12 @@ class AttributionReportView(CallTrackingReportView):
         calls = with_attribution(self.filtered_calls(), self.touch_model)
         return self.filter_queryset(calls)
 
-    def get_queryset(self):
-        rows = (
+    @cached_property
+    def grouped_rows(self) -> list[dict]:
+        """Every group of the period in one aggregate query. Groups are few (channels,
+        sources, campaigns, keywords): sorting, paginating and the totals line then need no
+        further query (a COUNT over the grouped subquery would cost as much again)."""
+        return list(
             self.attributed_calls.annotate(group=self.dimension.call_expression)
             .values("group")
             .annotate(
@@ -202,33 +210,54 @@ class AttributionReportView(CallTrackingReportView):
                 answered=Count("id", filter=ANSWERED),
                 missed=Count("id", filter=MISSED),
                 first_time=Count("id", filter=Q(is_first_time=True)),
-                avg_talk_seconds=Avg("talk_seconds", filter=ANSWERED),
+                talk_total=Sum("talk_seconds", filter=ANSWERED),
+                talk_counted=Count("talk_seconds", filter=ANSWERED),
                 leads=Count("id", filter=Q(tag=CallTag.LEAD)),
                 value=Sum("value"),
             )
+            .order_by()
         )
-        return self.order_queryset(rows)
 
-    def order_queryset(self, queryset):
+    def get_queryset(self):
+        rows = []
+        for grouped in self.grouped_rows:
+            row = dict(grouped)
+            row["avg_talk_seconds"] = (
+                row["talk_total"] / row["talk_counted"] if row["talk_counted"] else None
+            )
+            rows.append(row)
+        return self.order_rows(rows)
+
+    def order_rows(self, rows):
         ordering = self.ordering or self.default_ordering
-        return queryset.order_by(ordering, "group")
+        field = ordering.lstrip("-")
+        descending = ordering.startswith("-")
+        # Blank values last whatever the direction; ties in group order.
+        rows.sort(key=lambda row: str(row["group"] if row["group"] is not None else ""))
+        present = [row for row in rows if row.get(field) is not None]
+        missing = [row for row in rows if row.get(field) is None]
+        present.sort(
+            key=lambda row: row[field] if field != "group" else str(row[field]),
+            reverse=descending,
+        )
+        return present + missing
 
     def get_totals(self):
-        totals = self.attributed_calls.aggregate(
-            calls=Count("id"),
-            answered=Count("id", filter=ANSWERED),
-            missed=Count("id", filter=MISSED),
-            first_time=Count("id", filter=Q(is_first_time=True)),
-            avg_talk_seconds=Avg("talk_seconds", filter=ANSWERED),
-        )
+        rows = self.grouped_rows
+        totals = {
+            key: sum(row[key] or 0 for row in rows)
+            for key in ("calls", "answered", "missed", "first_time", "talk_total", "talk_counted")
+        }
+        average = totals["talk_total"] / totals["talk_counted"] if totals["talk_counted"] else None
+        totals["avg_talk_seconds"] = average
         totals["answer_rate"] = format_percent(percent(totals["answered"], totals["calls"]))
-        totals["avg_talk"] = format_seconds(totals["avg_talk_seconds"])
+        totals["avg_talk"] = format_seconds(average)
         totals["touch_model"] = TouchModel(self.touch_model).label
         return totals
 
     def session_counts(self, groups) -> dict:
         start, end = self.date_range
-        sessions = filter_started(countable_sessions(), start, end)
+        sessions = sessions_started_between(start, end)
         values = self.filter_values
         if values.get("site"):
             sessions = sessions.filter(site=values["site"])
