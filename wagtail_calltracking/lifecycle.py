@@ -29,7 +29,7 @@ import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django_tasks import task
 
@@ -37,7 +37,7 @@ from .conf import ct_settings
 
 logger = logging.getLogger("wagtail_calltracking.privacy")
 
-DEFAULT_BATCH_SIZE = 2000
+DEFAULT_BATCH_SIZE = 5000
 #: A batch that meets a concurrent write (a page view inserted for a session being purged)
 #: is retried this many times before the run gives up on that batch.
 BATCH_RETRIES = 3
@@ -206,24 +206,32 @@ def _delete_sessions(ids: list[int], summary: PurgeSummary) -> None:
 
 
 def _delete_in_batches(queryset, batch_size: int, *, unlink_calls: bool = False) -> int:
-    """Delete the rows of ``queryset`` a batch at a time (primary keys first, so each DELETE
-    is a short statement on the primary key index)."""
+    """Delete the rows of ``queryset`` a batch at a time: each batch is one short transaction
+    (``DELETE … WHERE id IN (SELECT id … LIMIT n)``, plus unlinking calls for visitors)."""
+    from django.db.models import Subquery
+
     from .models import Call
 
     deleted = 0
     model = queryset.model
     while True:
-        ids = list(queryset.order_by().values_list("pk", flat=True)[:batch_size])
-        if not ids:
-            return deleted
+        # Ordered, so that both statements of a batch see the same rows.
+        ids = queryset.order_by("pk").values("pk")[:batch_size]
+        if connection.features.allow_sliced_subqueries_with_in:
+            batch = Subquery(ids)
+        else:  # MySQL: no LIMIT in an IN subquery
+            batch = [row["pk"] for row in ids]
 
-        def delete_batch(ids=ids):
+        def delete_batch(batch=batch):
             with transaction.atomic():
                 if unlink_calls:
-                    Call.objects.filter(visitor_id__in=ids).update(visitor=None)
-                return model.objects.filter(pk__in=ids).delete()[1].get(model._meta.label, 0)
+                    Call.objects.filter(visitor_id__in=batch).update(visitor=None)
+                return model.objects.filter(pk__in=batch).delete()[1].get(model._meta.label, 0)
 
-        deleted += _retrying(delete_batch)
+        count = _retrying(delete_batch)
+        deleted += count
+        if count < batch_size:
+            return deleted
 
 
 def _retrying(operation):
