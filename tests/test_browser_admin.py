@@ -13,8 +13,10 @@ Screenshots of every admin screen (light and dark) are saved in ``test-artifacts
 import json
 import re
 import urllib.request
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 
 from wagtail_calltracking.models import (
     Call,
@@ -86,16 +88,23 @@ def test_paid_search_visit_call_and_editor_story(live_server, tracked_site, cont
             visitor.goto(live_server.url + content_page.url)
             assert visitor.locator("a.calltracking-number").first.get_attribute("href") == tel
 
-            # 2. The phone rings: the demo provider's webhooks, over HTTP.
+            # 2. The phone rings: the README's `manage.py calltracking_simulate_call`, through
+            # the demo provider's voice and status webhooks; then the same provider over HTTP
+            # (the live server's URLs), for a second, missed call.
+            output = StringIO()
+            call_command("calltracking_simulate_call", "--to", dialled, "--from", CALLER,
+                         "--result", "answered", "--duration", "154", "--ring", "6",
+                         "--call-id", "browser-story-1", stdout=output)
+            assert "Paid search" in output.getvalue() and "plumber" in output.getvalue()
             status, answer = post_json(
                 live_server.url + "/calltracking/webhooks/demo/voice/",
-                {"call_id": "browser-story-1", "from": CALLER, "to": dialled},
+                {"call_id": "browser-story-2", "from": "+13125550143", "to": dialled},
             )
             assert status == 200 and answer["action"] == "forward"
             status, _ = post_json(
                 live_server.url + "/calltracking/webhooks/demo/status/",
-                {"event": "completed", "call_id": "browser-story-1", "result": "answered",
-                 "talk_seconds": 154, "ring_seconds": 6},
+                {"event": "completed", "call_id": "browser-story-2", "result": "missed",
+                 "ring_seconds": 25},
             )
             assert status == 200
             call = Call.objects.get(provider_call_id="browser-story-1")
@@ -121,9 +130,10 @@ def test_paid_search_visit_call_and_editor_story(live_server, tracked_site, cont
             page.click("text=Call tracking")
             page.click("a[href='/admin/calltracking/calls/']")
             page.wait_for_url(re.compile(r"/admin/calltracking/calls/$"))
-            row = page.locator("tbody tr").first
+            rows = page.locator("#listing-results table.listing > tbody > tr")
+            assert rows.count() == 2
+            row = rows.filter(has_text="2:34")  # the answered call's talk time
             assert "plumber" in row.inner_text() and "Paid search" in row.inner_text()
-            assert "2:34" in row.inner_text()  # talk time
             screenshot(page, "admin-calls")
 
             row.locator("td.title a").click()
