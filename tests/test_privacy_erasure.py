@@ -400,3 +400,21 @@ def test_erased_calls_keep_no_link_to_a_kept_visit(client, world):
     for call in Call.objects.filter(provider_call_id__in=["erase-1", "erase-2"]):
         assert not CallTouch.objects.filter(call=call, session__isnull=False).exists()
         assert not call.candidate_sessions.exists()
+
+
+def test_erased_calls_leave_the_google_ads_feed(client, world):
+    from wagtail_calltracking.integrations.google_ads import feed_rows, render_csv
+    from wagtail_calltracking.models import DeliveryEvent, DeliveryKind, GoogleAdsFeed
+
+    feed = GoogleAdsFeed.objects.create(name="Ads", time_zone="America/Chicago")
+    call = Call.objects.get(provider_call_id="erase-1")
+    Delivery.objects.create(
+        kind=DeliveryKind.GOOGLE_ADS, target_id=feed.pk, target_name="Ads", call=call,
+        event=DeliveryEvent.CALL_COMPLETED, status=DeliveryStatus.AWAITING_FETCH,
+        payload={"click_id": "GCLID-PRIVACY-1", "conversion_name": "Phone call",
+                 "conversion_time": call.started_at.isoformat()},
+    )
+    assert "GCLID-PRIVACY-1" in render_csv(feed, feed_rows(feed))
+    erase_personal_data(phone_numbers=[CALLER])
+    assert "GCLID-PRIVACY-1" not in render_csv(feed, feed_rows(feed))
+    assert not feed_rows(feed).exists()

@@ -382,7 +382,7 @@ def _erase(subjects: _Subjects, summary: ErasureSummary, dry_run: bool) -> None:
     # Integration deliveries (GA4, Google Ads, CRM): what was already sent cannot be recalled
     # from the receiver (docs/privacy.md); nothing more is sent.
     deliveries = Delivery.objects.filter(call_id__in=subjects.call_ids)
-    unsent = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING, DeliveryStatus.SENDING)
+    unsent = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING, DeliveryStatus.SENDING, DeliveryStatus.AWAITING_FETCH)
     summary.deliveries_cancelled = deliveries.filter(status__in=unsent).update(
         status=DeliveryStatus.SKIPPED, skip_reason=ERASED_MARK, next_attempt_at=None, claimed_until=None
     )
