@@ -467,3 +467,10 @@ def test_one_broken_integration_does_not_hold_back_the_others(
     complete(call, django_capture_on_commit_callbacks)
     assert Delivery.objects.get(call=call).kind == DeliveryKind.CRM
     assert Delivery.objects.get(call=call).status == DeliveryStatus.DELIVERED
+
+
+def test_command_refuses_a_bad_date():
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="Not a date"):
+        call_command("calltracking_deliveries", "--backfill", "last tuesday", stdout=_Sink())

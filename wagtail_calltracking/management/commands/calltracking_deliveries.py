@@ -50,17 +50,13 @@ class Command(BaseCommand):
             "--since",
             help="With --retry-failed: only deliveries created since this date.",
         )
-        parser.add_argument(
-            "--resend", nargs="+", type=int, metavar="ID", help="Re-send these deliveries now."
-        )
+        parser.add_argument("--resend", nargs="+", type=int, metavar="ID", help="Re-send these deliveries now.")
         parser.add_argument(
             "--backfill",
             metavar="DATE",
             help="Create the missing deliveries of calls completed since DATE, then send.",
         )
-        parser.add_argument(
-            "--stats", action="store_true", help="Print counts by integration and status only."
-        )
+        parser.add_argument("--stats", action="store_true", help="Print counts by integration and status only.")
 
     def handle(self, *args, **options):
         if options["stats"]:
@@ -87,9 +83,7 @@ class Command(BaseCommand):
 
         counts = delivery.process_due(limit=options["limit"])
         if counts:
-            summary = ", ".join(
-                f"{n} {DeliveryStatus(status).label.lower()}" for status, n in sorted(counts.items())
-            )
+            summary = ", ".join(f"{n} {DeliveryStatus(status).label.lower()}" for status, n in sorted(counts.items()))
             self.stdout.write(f"Processed {sum(counts.values())}: {summary}.")
         else:
             self.stdout.write("Nothing due.")
