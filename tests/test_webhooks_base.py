@@ -403,3 +403,31 @@ def test_late_answer_corrects_an_inferred_miss_and_its_durations(client, paid_vi
                                  "timestamp": (start + timedelta(seconds=10)).isoformat()})
     call.refresh_from_db()
     assert (call.result, call.ring_seconds, call.talk_seconds) == (CallResult.ANSWERED, 10, 50)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_signals_wait_until_the_response_is_handed_over(site, ads_source, call_settings, rf):
+    """The provider's answer does not wait for integration receivers: signals committed
+    during the request go out when the server closes the response."""
+    from wagtail_calltracking.signals import call_started
+    from wagtail_calltracking.webhooks.demo import DemoVoiceView
+
+    number = ads_source.pool.numbers.first()
+    received = []
+    call_started.connect(lambda sender, call, **kw: received.append(call.pk), weak=False, dispatch_uid="deferred")
+    try:
+        request = rf.post(webhook_path("demo", "voice"), json.dumps({"call_id": "d1", "to": number.number}),
+                          content_type="application/json")
+        response = DemoVoiceView.as_view()(request)
+        assert response.status_code == 200 and Call.objects.filter(provider_call_id="d1").exists()
+        assert received == []  # committed, answered, not yet signalled
+        response.close()
+        assert received == [Call.objects.get(provider_call_id="d1").pk]
+        # Outside a webhook request (replay, scripts), signals go out at commit.
+        from wagtail_calltracking.webhooks.base import CallEventType, CallWebhookEvent
+        from wagtail_calltracking.webhooks.processing import process_events
+
+        process_events("demo", [CallWebhookEvent(event_type=CallEventType.INCOMING, call_id="d2", to_number=number.number)])
+        assert len(received) == 2
+    finally:
+        call_started.disconnect(dispatch_uid="deferred")

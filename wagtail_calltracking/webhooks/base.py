@@ -32,8 +32,9 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, transaction
-from django.http import Http404, HttpResponse, JsonResponse, QueryDict
+from django.http import Http404, HttpResponse, JsonResponse, QueryDict, UnreadablePostError
 from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
 from django.utils.decorators import method_decorator
@@ -352,13 +353,23 @@ class CallWebhookView(View):
     def post(self, request, *args, **kwargs):
         return self.handle(request)
 
+    def handle(self, request) -> HttpResponse:
+        from .processing import deferring_signals, send_pending
+
+        with deferring_signals() as pending:
+            response = self.process_request(request)
+        if pending:
+            # Sent when the server closes the response, i.e. after the provider has its answer.
+            response._resource_closers.append(lambda: send_pending(pending))
+        return response
+
     # The pipeline --------------------------------------------------------------------------
 
     def run_validators(self, request):
         for validator in self.validators:
             validator(self, request)
 
-    def handle(self, request) -> HttpResponse:
+    def process_request(self, request) -> HttpResponse:
         received_at = timezone.now()
         try:
             body = self.read_body(request)
@@ -392,7 +403,13 @@ class CallWebhookView(View):
             return self.fail_open(request)
 
         try:
-            events = self.parse_events(request)
+            try:
+                events = self.parse_events(request)
+            except WebhookError:
+                raise
+            except Exception as error:  # noqa: BLE001 — a parser bug must not become a 500
+                logger.exception("%s/%s parser failed", self.provider, self.endpoint)
+                raise WebhookInputError(f"Unreadable payload ({type(error).__name__}).")
         except WebhookError as error:
             mark_webhook_event(webhook_event, "rejected", error=str(error))
             logger.warning("%s/%s webhook: bad input: %s", self.provider, self.endpoint, error)
@@ -428,7 +445,10 @@ class CallWebhookView(View):
             raise WebhookInputError("Invalid Content-Length.")
         if declared > limit:
             raise WebhookPayloadTooLarge(f"Body of {declared} bytes exceeds the {limit} limit.")
-        body = request.body
+        try:
+            body = request.body
+        except (RequestDataTooBig, UnreadablePostError) as error:
+            raise WebhookInputError(f"Unreadable body: {error}")
         if len(body) > limit:
             raise WebhookPayloadTooLarge(f"Body exceeds the {limit} bytes limit.")
         return body

@@ -11,11 +11,15 @@
   raises, the call is still stored and forwarded, and the webhook event is marked *failed*
   for ``calltracking_replay_webhooks``.
 * Signals are sent after commit: ``call_started`` when a call is created, ``call_completed``
-  once, when it first reaches a final result.
+  once, when it first reaches a final result. In a webhook request they wait until the
+  response has been handed to the server (``response.close()``), so the provider never waits
+  for the integrations' receivers.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -317,6 +321,39 @@ def _event_data(event: CallWebhookEvent) -> dict:
     return sanitize_json({key: value for key, value in data.items() if value not in (None, "", {})})
 
 
+#: Inside a webhook request: signals committed during the request, sent once the response
+#: has been handed to the server (the provider gets its answer without waiting for the
+#: integrations' receivers). None outside a webhook request: signals go out at commit.
+_deferred_signals: contextvars.ContextVar[list | None] = contextvars.ContextVar(
+    "calltracking_deferred_signals", default=None
+)
+
+
+@contextlib.contextmanager
+def deferring_signals():
+    """Collect the signals committed inside the block; yields the list of pending sends."""
+    pending: list = []
+    token = _deferred_signals.set(pending)
+    try:
+        yield pending
+    finally:
+        _deferred_signals.reset(token)
+
+
+def send_pending(pending: list) -> None:
+    while pending:
+        signal, call = pending.pop(0)
+        _send(signal, call)
+
+
+def _send_after_commit(signal, call: Call) -> None:
+    pending = _deferred_signals.get()
+    if pending is not None:
+        pending.append((signal, call))
+    else:
+        _send(signal, call)
+
+
 def _send(signal, call: Call) -> None:
     for receiver, response in signal.send_robust(sender=Call, call=call):
         if isinstance(response, Exception):
@@ -391,9 +428,9 @@ def process_event(
             data=_event_data(event),
         )
         if created:
-            transaction.on_commit(lambda: _send(call_started, call), robust=True)
+            transaction.on_commit(lambda: _send_after_commit(call_started, call), robust=True)
         if not was_final and call.result != CallResult.PENDING:
-            transaction.on_commit(lambda: _send(call_completed, call), robust=True)
+            transaction.on_commit(lambda: _send_after_commit(call_completed, call), robust=True)
     result.created = result.created or created
     return call
 

@@ -69,6 +69,10 @@ def replay(webhook_event: WebhookEvent) -> str:
     except WebhookError as error:
         mark_webhook_event(webhook_event, WebhookEventStatus.REJECTED, error=str(error))
         return WebhookEventStatus.REJECTED
+    except Exception as error:  # noqa: BLE001 — a parser bug: keep the event for a later replay
+        logger.exception("replay of webhook event %s: parser failed", webhook_event.pk)
+        mark_webhook_event(webhook_event, WebhookEventStatus.FAILED, error=repr(error))
+        return WebhookEventStatus.FAILED
     if not events:
         mark_webhook_event(webhook_event, WebhookEventStatus.IGNORED)
         return WebhookEventStatus.IGNORED
