@@ -418,3 +418,18 @@ def test_erased_calls_leave_the_google_ads_feed(client, world):
     erase_personal_data(phone_numbers=[CALLER])
     assert "GCLID-PRIVACY-1" not in render_csv(feed, feed_rows(feed))
     assert not feed_rows(feed).exists()
+
+
+def test_call_detail_offers_erasure_to_permitted_users_only(client, world):
+    call = Call.objects.get(provider_call_id="erase-1")
+    detail = reverse("wagtail_calltracking_calls:inspect", args=[call.pk])
+    erase_link = f'{reverse(ERASE_URL)}?call={call.pk}'.encode()
+    client.force_login(make_admin_user(["wagtail_calltracking.view_call"]))
+    assert erase_link not in client.get(detail).content
+    client.force_login(make_admin_user(["wagtail_calltracking.view_call", "wagtail_calltracking.erase_personal_data"]))
+    page = client.get(detail)
+    assert erase_link in page.content
+    form = client.get(erase_link.decode())
+    assert CALLER.encode() in form.content and str(world["visitor"].key).encode() in form.content
+    erase_personal_data(phone_numbers=[CALLER])
+    assert b"Nothing identifies the caller" in client.get(detail).content
