@@ -47,10 +47,6 @@ def format_percent(value) -> str:
     return f"{value:.1f} %" if value % 1 else f"{int(value)} %"
 
 
-def or_none(value, placeholder="(none)") -> str:
-    return value if value not in (None, "") else placeholder
-
-
 def export_value(item, accessor):
     """``multigetattr`` for exports, with a blank cell where a relation is empty."""
     try:

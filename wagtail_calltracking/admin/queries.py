@@ -28,7 +28,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from ..conf import ct_settings
-from ..models import Call, CallResult, Channel, TouchModel, VisitorSession
+from ..models import CallResult, Channel, TouchModel, VisitorSession
 
 #: Results that mean nobody talked to the caller.
 MISSED_RESULTS = (
@@ -221,7 +221,3 @@ def started_between(queryset: QuerySet, start, end, field: str = "started_at") -
 def sessions_started_between(start, end) -> QuerySet:
     """Countable sessions started on the local dates ``[start, end]``."""
     return started_between(countable_sessions(), start, end)
-
-
-def calls() -> QuerySet:
-    return Call.objects.all()
