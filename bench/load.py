@@ -98,6 +98,9 @@ class Visit:
     first_seen: float = 0.0
     last_seen: float = 0.0
     number_changed: bool = False
+    #: Pages that showed the canonical number instead (the tag's fail-safe when the database
+    #: dropped mid-request).
+    canonical_fallbacks: int = 0
     failed: str = ""
     call_sent: bool = False
     call_answered_fail_open: bool = False
@@ -168,6 +171,7 @@ class Report:
     double_leases: list[str] = field(default_factory=list)
     numbers_shown_twice: list[str] = field(default_factory=list)
     numbers_changed: int = 0
+    canonical_fallbacks: int = 0
     killed_worker: int | None = None
     database_outage_seconds: float | None = None
     #: Monotonic (start, end) of the database outage, with a second of margin after it for
@@ -218,7 +222,8 @@ class Report:
             f"(session = the visitor's session, gclid = the visitor's, confidence exact)",
             f"  double leases in the database: {len(self.double_leases)} (over {self.leases} leases); "
             f"numbers shown to two visitors: {len(self.numbers_shown_twice)}; "
-            f"visitors whose number changed between pages: {self.numbers_changed}",
+            f"visitors whose number changed between pages: {self.numbers_changed}; pages that fell back to the "
+            f"canonical number (tag fail-safe, database gone mid-request): {self.canonical_fallbacks}",
         ]
         for problem in (self.calls_lost + self.attribution_errors + self.double_leases + self.numbers_shown_twice)[:20]:
             lines.append(f"    ! {problem}")
@@ -497,6 +502,12 @@ class Generator:
             if not number:
                 visit.failed = f"{path}: no tracking number"
                 return visit
+            if number == CANONICAL:
+                visit.canonical_fallbacks += 1
+                if not visit.number:
+                    visit.failed = f"{path}: canonical number shown"
+                    return visit
+                continue
             if not visit.number:
                 visit.number, visit.first_seen = number, now
                 visit.session_id = _session_from_cookie(session.cookies.get("ct_visitor", ""))
@@ -702,6 +713,7 @@ def verify(report: Report, database_url: str) -> None:
                 f"{number} shown to visitors {', '.join(str(v.index) for v in visits)}"
             )
     report.numbers_changed = sum(1 for visit in report.visits if visit.number_changed)
+    report.canonical_fallbacks = sum(visit.canonical_fallbacks for visit in report.visits)
     report.fail_open_answers = sum(1 for visit in report.visits if visit.call_answered_fail_open)
 
 

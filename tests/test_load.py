@@ -62,3 +62,6 @@ def test_load_and_faults(load_bench):
     assert report.double_leases == []
     assert report.numbers_shown_twice == []
     assert report.numbers_changed == 0
+    # The tag's fail-safe (canonical number when the database drops mid-request) only while
+    # the faults are injected.
+    assert all(visit.canonical_fallbacks == 0 for visit in report.visits if visit.phase != "faults")
