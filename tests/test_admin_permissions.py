@@ -219,3 +219,17 @@ def test_existence_of_a_call_is_not_revealed(client, call):
     client.force_login(make_admin_user([]))
     assert_denied(client.get(reverse("wagtail_calltracking_calls:inspect", args=[call.pk])))
     assert_denied(client.get(reverse("wagtail_calltracking_calls:inspect", args=[call.pk + 1000])))
+
+
+def test_site_specific_settings_grant(client, site):
+    """Wagtail's per-site settings permission (group editor › site settings) shows the menu's
+    Settings entry too."""
+    from wagtail.models import GroupSitePermission
+
+    user = make_admin_user([])
+    GroupSitePermission.objects.create(
+        group=user.groups.get(),
+        site=site,
+        permission=Permission.objects.get(codename="change_calltrackingsitesettings"),
+    )
+    assert menu_for(user) == ["settings"]

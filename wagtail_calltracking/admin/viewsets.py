@@ -507,7 +507,8 @@ class ManagerViewSet(ConfigurationViewSetMixin, ModelViewSet):
 
 class SiteSettingsLink(ViewSet):
     """A menu entry leading to Settings › Call tracking settings (registered with
-    ``register_setting`` in ``wagtail_hooks.py``)."""
+    ``register_setting`` in ``wagtail_hooks.py``): Wagtail's own setting menu item, so that
+    it is shown exactly to those who may change the settings (site-specific grants too)."""
 
     name = "wagtail_calltracking_settings_link"
     icon = "cog"
@@ -516,19 +517,17 @@ class SiteSettingsLink(ViewSet):
     def get_urlpatterns(self):
         return []
 
-    @cached_property
-    def menu_url(self):
-        opts = CallTrackingSiteSettings._meta
-        return reverse("wagtailsettings:edit", args=[opts.app_label, opts.model_name])
+    def get_menu_item(self, order=None):
+        from wagtail.contrib.settings.registry import SettingMenuItem
 
-    @cached_property
-    def menu_item_class(self):
-        codename = "wagtail_calltracking.change_calltrackingsitesettings"
-
-        def is_shown(_self, request):
-            return request.user.has_perm(codename)
-
-        return type("CallTrackingSettingsMenuItem", (MenuItem,), {"is_shown": is_shown})
+        item = SettingMenuItem(
+            CallTrackingSiteSettings,
+            icon=self.icon,
+            name="settings",
+            order=next(o for o in (self.menu_order, order, 8999) if o is not None),
+        )
+        item.label = self.menu_label
+        return item
 
 
 #: The items of the "Call tracking" menu, in order. Append viewsets here to extend the menu.
