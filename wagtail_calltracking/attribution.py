@@ -245,9 +245,18 @@ def caller_history(call: Call) -> tuple[bool, int | None]:
     return is_first_time, visitor_id
 
 
-def apply_attribution(call: Call, attribution: Attribution) -> None:
-    """Copy ``attribution`` onto ``call`` (fields in memory; touches and candidates saved).
-    The caller saves ``call``."""
+@dataclass
+class PreparedAttribution:
+    """An attribution decided and copied onto a call's fields, whose rows (touches,
+    candidates) are not written yet: the call may not be saved yet."""
+
+    attribution: Attribution
+    touches: list[CallTouch]
+    reattributing: bool
+
+
+def copy_onto(call: Call, attribution: Attribution) -> None:
+    """Copy ``attribution`` onto ``call``'s fields, with the caller's history (reads only)."""
     session = attribution.session
     call.tracking_number = attribution.number
     call.source = attribution.source
@@ -275,17 +284,38 @@ def apply_attribution(call: Call, attribution: Attribution) -> None:
     if call.visitor_id is None and earlier_visitor_id is not None:
         call.visitor_id = earlier_visitor_id
 
+
+def prepare_attribution(call: Call) -> PreparedAttribution:
+    """Decide the attribution of ``call`` (saved or not) and copy it onto its fields. Reads
+    only; :func:`save_attribution` writes the rest once the call is saved."""
+    number = call.tracking_number if call.tracking_number_id else find_number(call.to_number)
+    attribution = find_attribution(number, call.started_at)
+    reattributing = call.attributed_at is not None
+    copy_onto(call, attribution)
     touches = build_touches(attribution, call.started_at)
-    if call.attributed_at:
+    call.attributed_at = timezone.now()
+    return PreparedAttribution(attribution, touches, reattributing)
+
+
+def save_attribution(call: Call, prepared: PreparedAttribution) -> None:
+    """Write the touches and candidates of a prepared attribution (``call`` is saved) and
+    release the number if ``RELEASE_NUMBER_AFTER_CALL``."""
+    attribution = prepared.attribution
+    if prepared.reattributing:
         CallTouch.objects.filter(call=call).delete()
-    for touch in touches:
+    for touch in prepared.touches:
         touch.call = call
-    CallTouch.objects.bulk_create(touches)
+    CallTouch.objects.bulk_create(prepared.touches)
     if attribution.candidate_session_ids:
         call.candidate_sessions.set(attribution.candidate_session_ids)
-    elif call.attributed_at:
+    elif prepared.reattributing:
         call.candidate_sessions.clear()
-    call.attributed_at = timezone.now()
+    if (
+        attribution.confidence == Confidence.EXACT
+        and attribution.lease is not None
+        and ct_settings.RELEASE_NUMBER_AFTER_CALL
+    ):
+        release_after_call(attribution.lease)
 
 
 def _default_site_id() -> int | None:
@@ -295,18 +325,12 @@ def _default_site_id() -> int | None:
 
 
 def attribute_call(call: Call) -> Attribution:
-    """Attribute ``call`` (saved, with ``to_number`` and ``started_at``) and apply the result.
-    Runs inside the caller's transaction; ``call`` itself is saved by the caller."""
-    number = call.tracking_number if call.tracking_number_id else find_number(call.to_number)
-    attribution = find_attribution(number, call.started_at)
-    apply_attribution(call, attribution)
-    if (
-        attribution.confidence == Confidence.EXACT
-        and attribution.lease is not None
-        and ct_settings.RELEASE_NUMBER_AFTER_CALL
-    ):
-        release_after_call(attribution.lease)
-    return attribution
+    """Attribute a saved ``call`` (with ``to_number`` and ``started_at``): fields in memory,
+    touches and candidates written. Runs in the caller's transaction; the caller saves
+    ``call``."""
+    prepared = prepare_attribution(call)
+    save_attribution(call, prepared)
+    return prepared.attribution
 
 
 def reattribute(call: Call) -> Attribution:

@@ -146,16 +146,44 @@ def lock_or_create_call(provider: str, event: CallWebhookEvent, received_at) -> 
     """The call of ``event``, locked for this transaction, created if new. A concurrent
     delivery that creates it first wins; this one then locks and updates that row."""
     locked = Call.objects.select_for_update()
-    if event.event_type != CallEventType.INCOMING:
-        call = locked.filter(provider=provider, provider_call_id=event.call_id).first()
-        if call is not None:
-            return call, False
-    # An incoming call is nearly always new: insert first, look up only on a conflict.
+    call = locked.filter(provider=provider, provider_call_id=event.call_id).first()
+    if call is not None:
+        return call, False
     try:
         with transaction.atomic():
             return Call.objects.create(**_initial_fields(provider, event, received_at)), True
     except IntegrityError:
         return locked.get(provider=provider, provider_call_id=event.call_id), False
+
+
+def insert_incoming_call(provider: str, event: CallWebhookEvent, received_at, result) -> Call | None:
+    """The fast path of the voice webhook: a new call is decided in memory (identity,
+    attribution — reads only) and written with one INSERT. None when the call exists already
+    (a retry, or a status event that came first): the caller takes the regular path."""
+    call = Call(**_initial_fields(provider, event, received_at))
+    apply_event(call, event, received_at)
+    prepared = None
+    if call.to_number:
+        snapshot = {name: getattr(call, name) for name in _ATTRIBUTION_FIELDS}
+        try:
+            from ..attribution import prepare_attribution
+
+            prepared = prepare_attribution(call)
+        except Exception as error:  # noqa: BLE001 — never lose the call over attribution
+            logger.exception("attribution of the call to %s failed", call.to_number)
+            for name, value in snapshot.items():
+                setattr(call, name, value)
+            result.errors.append(f"attribution failed: {error!r}")
+    try:
+        with transaction.atomic():
+            call.save(force_insert=True)
+    except IntegrityError:
+        return None
+    if prepared is not None:
+        from ..attribution import save_attribution
+
+        save_attribution(call, prepared)
+    return call
 
 
 def _advance_status(call: Call, status: str) -> None:
@@ -394,6 +422,19 @@ def attribute_if_needed(call: Call, result: ProcessingResult) -> bool:
     return True
 
 
+def record_event(call: Call, event: CallWebhookEvent, webhook_event, received_at) -> None:
+    CallEvent.objects.create(
+        call=call,
+        webhook_event=webhook_event if webhook_event is not None and webhook_event.pk else None,
+        event_type=event.event_type,
+        occurred_at=event.timestamp or received_at,
+        sequence=event.sequence if event.sequence is not None and abs(event.sequence) < 2**31 else None,
+        leg_id=clean(event.leg_id, 128),
+        dedupe_key=clean(event.dedupe_key, 255),
+        data=_event_data(event),
+    )
+
+
 def process_event(
     provider: str, event: CallWebhookEvent, *, webhook_event=None, received_at=None, result=None
 ) -> Call:
@@ -401,6 +442,13 @@ def process_event(
     result = result if result is not None else ProcessingResult()
     # No savepoint: within process_events an error fails the request's whole transaction.
     with transaction.atomic(savepoint=False):
+        if event.event_type == CallEventType.INCOMING:
+            call = insert_incoming_call(provider, event, received_at, result)
+            if call is not None:
+                record_event(call, event, webhook_event, received_at)
+                transaction.on_commit(lambda: _send_after_commit(call_started, call), robust=True)
+                result.created = True
+                return call
         call, created = lock_or_create_call(provider, event, received_at)
         if (
             not created
@@ -417,16 +465,7 @@ def process_event(
         attribute_if_needed(call, result)
         identify_manager(call, event)
         call.save()
-        CallEvent.objects.create(
-            call=call,
-            webhook_event=webhook_event if webhook_event is not None and webhook_event.pk else None,
-            event_type=event.event_type,
-            occurred_at=event.timestamp or received_at,
-            sequence=event.sequence if event.sequence is not None and abs(event.sequence) < 2**31 else None,
-            leg_id=clean(event.leg_id, 128),
-            dedupe_key=clean(event.dedupe_key, 255),
-            data=_event_data(event),
-        )
+        record_event(call, event, webhook_event, received_at)
         if created:
             transaction.on_commit(lambda: _send_after_commit(call_started, call), robust=True)
         if not was_final and call.result != CallResult.PENDING:
