@@ -101,12 +101,15 @@ def test_attribution_model_is_applied_after_the_fact(admin_client):
 
 
 def test_sessions_and_conversion_rate(admin_client):
-    for _ in range(4):
-        make_session(channel=Channel.PAID_SEARCH, source="google", keyword="plumber")
+    sessions = [make_session(channel=Channel.PAID_SEARCH, source="google", keyword="plumber")
+                for _ in range(4)]
     make_session(channel=Channel.PAID_SEARCH, source="google", keyword="plumber", is_bot=True)
-    simple_call(keyword="plumber")
+    # The same visit called twice: one converted visit out of four.
+    for _ in range(2):
+        call = simple_call(keyword="plumber", session=sessions[0])
+        call.touches.update(session=sessions[0])
     table = rows(admin_client.get(reverse(SOURCES)))
-    assert table["Paid search"]["sessions"] == 4
+    assert table["Paid search"]["sessions"] == 4 and table["Paid search"]["calls"] == 2
     assert table["Paid search"]["conversion_rate"] == 25.0
     table = rows(admin_client.get(reverse(SOURCES), {"group_by": "keyword"}))
     assert table["plumber"]["sessions"] == 4

@@ -30,7 +30,7 @@ from wagtail_calltracking.models import (
     TrackingNumber,
 )
 
-from .admin_fixtures import TAG_CALLS, make_admin_user
+from .admin_fixtures import CONFIGURE, TAG_CALLS, make_admin_user
 from .browser import launch, require_chromium, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -114,11 +114,7 @@ def test_paid_search_visit_call_and_editor_story(live_server, tracked_site, cont
             # 3. The editor's side.
             editor_context = browser.new_context(viewport={"width": 1400, "height": 1400})
             page = editor_context.new_page()
-            page.goto(live_server.url + "/admin/login/")
-            page.fill("#id_username", editor.username)
-            page.fill("#id_password", "password")
-            page.click("button[type=submit]")
-            page.wait_for_url(re.compile(r"/admin/$"))
+            _log_in(page, live_server.url, editor.username)
 
             panel = page.locator("#calltracking-dashboard-section, [id^=calltracking-dashboard]").first
             panel.wait_for()
@@ -157,15 +153,48 @@ def test_paid_search_visit_call_and_editor_story(live_server, tracked_site, cont
             call.refresh_from_db()
             assert (call.tag, int(call.value)) == ("lead", 350)
 
+            # The reports.
+            page.goto(live_server.url + "/admin/calltracking/reports/sources/?group_by=keyword")
+            report = page.locator("#listing-results table.listing > tbody").inner_text()
+            assert "plumber" in report
+            screenshot(page, "admin-report-keywords")
+            page.goto(live_server.url + "/admin/calltracking/reports/managers/")
+            screenshot(page, "admin-report-managers")
+            page.goto(live_server.url + "/admin/calltracking/reports/pools/")
+            assert "Paid search" in page.locator("#listing-results").inner_text()
+            screenshot(page, "admin-report-pool-health")
+            # Configuration is not this editor's business.
+            page.goto(live_server.url + "/admin/calltracking/pools/")
+            assert page.url.rstrip("/").endswith("/admin")
+
+            # Someone who configures numbers, on their screens.
+            configurator = make_admin_user(CONFIGURE, username="configurator")
+            setup = browser.new_context(viewport={"width": 1400, "height": 1400}).new_page()
+            _log_in(setup, live_server.url, configurator.username)
+            for name, path in (("sources", "sources/"), ("numbers", "numbers/"), ("pools", "pools/"),
+                               ("pool-edit", f"pools/edit/{tracked_site.pk}/"),
+                               ("managers", "managers/")):
+                setup.goto(f"{live_server.url}/admin/calltracking/{path}")
+                assert setup.url.endswith(f"/admin/calltracking/{path}"), setup.url
+                screenshot(setup, f"admin-config-{name}")
+            # The pool's numbers are edited inline: "Add a number" adds a row.
+            setup.goto(f"{live_server.url}/admin/calltracking/pools/edit/{tracked_site.pk}/")
+            rows = setup.locator("[data-ct-formset-rows] > tr")
+            assert rows.count() == 3
+            setup.click("[data-ct-formset-add]")
+            assert rows.count() == 4
+            setup.locator("[data-ct-formset-rows] > tr").last.locator("input[name$='-number']").fill(
+                "+1 212 200 7003"
+            )
+            setup.click("button[type=submit]:has-text('Save')")
+            setup.wait_for_url(re.compile(r"/admin/calltracking/pools/$"))
+            assert tracked_site.numbers.count() == 4
+
             # The same screens in the admin's dark theme.
             dark_context = browser.new_context(viewport={"width": 1400, "height": 1400},
                                                color_scheme="dark")
             dark = dark_context.new_page()
-            dark.goto(live_server.url + "/admin/login/")
-            dark.fill("#id_username", editor.username)
-            dark.fill("#id_password", "password")
-            dark.click("button[type=submit]")
-            dark.wait_for_url(re.compile(r"/admin/$"))
+            _log_in(dark, live_server.url, editor.username)
             dark.locator("svg.ct-chart").wait_for()
             label_colour = dark.locator(".ct-chart__label").first.evaluate(
                 "element => getComputedStyle(element).fill"
@@ -180,6 +209,14 @@ def test_paid_search_visit_call_and_editor_story(live_server, tracked_site, cont
             screenshot(dark, "admin-call-detail-dark")
         finally:
             browser.close()
+
+
+def _log_in(page, base_url, username):
+    page.goto(base_url + "/admin/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", "password")
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/admin/$"))
 
 
 def _luminance(css_colour):

@@ -214,6 +214,9 @@ class AttributionReportView(CallTrackingReportView):
                 talk_counted=Count("talk_seconds", filter=ANSWERED),
                 leads=Count("id", filter=Q(tag=CallTag.LEAD)),
                 value=Sum("value"),
+                # Visits that led to at least one call (a visitor calling twice is one
+                # converted visit): the numerator of the conversion rate.
+                converted=Count("ct_touch__session", distinct=True),
             )
             .order_by()
         )
@@ -290,7 +293,7 @@ class AttributionReportView(CallTrackingReportView):
             row["label"] = self.label_for(group, source_names)
             row["answer_rate"] = percent(row["answered"], row["calls"])
             row["sessions"] = sessions.get(group) if group not in (None, "") else None
-            row["conversion_rate"] = percent(row["calls"], row["sessions"])
+            row["conversion_rate"] = percent(row["converted"], row["sessions"])
             row["calls_url"] = self.calls_url_for(group)
         return rows
 
