@@ -25,6 +25,7 @@ def generate(sessions, leases, calls, page_views, seed):
     sessions across channels, non-overlapping leases, attributed calls with their touches,
     page views. Returns the latest attributed call, its visit given a 40-page journey."""
     from django.core.management import call_command
+    from django.db import connection
 
     from wagtail_calltracking.models import Call, PageView
 
@@ -32,6 +33,11 @@ def generate(sessions, leases, calls, page_views, seed):
         "calltracking_bulk_data", sessions=sessions, leases=leases, calls=calls,
         page_views=page_views, seed=seed, stdout=StringIO(),
     )
+    # Fresh planner statistics, as after any bulk load (and as autovacuum keeps them on a
+    # live site): without them PostgreSQL estimates a 100k-row table at a few rows and picks
+    # nested loops that take seconds.
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
     call = Call.objects.filter(session__isnull=False).select_related("session").latest("started_at")
     session = call.session
     PageView.objects.bulk_create(
