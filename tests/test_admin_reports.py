@@ -196,6 +196,7 @@ def test_pool_health(admin_client):
     assert row.health.recommended_size == expected.recommended_size
     html = response.content.decode()
     assert "Online" in html and expected.advice in html
+    assert reverse("wagtail_calltracking_pools:edit", args=[pool.pk]) in html
     response = admin_client.get(reverse(POOLS), {"export": "xlsx", "days": "7"})
     sheet = openpyxl.load_workbook(io.BytesIO(b"".join(response.streaming_content))).active
     values = list(sheet.iter_rows(values_only=True))
@@ -282,3 +283,13 @@ def test_started_between_matches_the_plain_filter_whatever_the_plan(site, days):
         assert fast == plain and fast
     open_ended = set(started_between(Call.objects.all(), start, None).values_list("pk", flat=True))
     assert open_ended == set(filter_started(Call.objects.all(), start, None).values_list("pk", flat=True))
+
+
+def test_pool_health_links_pools_only_for_those_who_may_edit_them(client, site):
+    from .admin_fixtures import VIEW_CALLS
+
+    pool = make_pool(size=1)
+    client.force_login(make_admin_user(VIEW_CALLS))
+    html = client.get(reverse(POOLS)).content.decode()
+    assert pool.name in html
+    assert reverse("wagtail_calltracking_pools:edit", args=[pool.pk]) not in html

@@ -30,7 +30,7 @@ from ...numbers.phone import ANONYMOUS
 from ..columns import DurationColumn, LinkColumn, OptionalNumberColumn, PercentColumn
 from ..filters import AttributionReportFilterSet, ManagerReportFilterSet, PoolHealthFilterSet
 from ..formatting import SafeCsvExportMixin, channel_label, format_percent, format_seconds, percent
-from ..permissions import can_view_calls, can_view_pool_health
+from ..permissions import can_view_calls, can_view_pool_health, policy_for
 from ..queries import (
     DIMENSIONS,
     MISSED_RESULTS,
@@ -490,9 +490,14 @@ class PoolHealthReportView(CallTrackingReportView):
         ordering = self.ordering or self.default_ordering
         return pools.order_by(ordering, "pk")
 
-    @staticmethod
-    def pool_edit_url(pool):
-        return reverse("wagtail_calltracking_pools:edit", args=[pool.pk])
+    @cached_property
+    def can_change_pools(self):
+        return policy_for(NumberPool).user_has_permission(self.request.user, "change")
+
+    def pool_edit_url(self, pool):
+        if self.can_change_pools:
+            return reverse("wagtail_calltracking_pools:edit", args=[pool.pk])
+        return None
 
     def decorate_paginated_queryset(self, object_list):
         for pool in object_list:
