@@ -17,6 +17,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.db import connections
 
 from wagtail_calltracking.models import (
     Call,
@@ -209,6 +210,9 @@ def test_paid_search_visit_call_and_editor_story(live_server, tracked_site, cont
             screenshot(dark, "admin-call-detail-dark")
         finally:
             browser.close()
+            # Inside Playwright's event loop the ORM runs in its own context, with its own
+            # database connections: close them here, or the test database cannot be dropped.
+            connections.close_all()
 
 
 def _log_in(page, base_url, username):
