@@ -19,7 +19,9 @@ for path in map(Path, sys.argv[1:]):
     text = re.sub(r"\('wagtailcore', '0\d+_[a-z_]+'\)", "('wagtailcore', '0002_initial_data')", text)
     if text != original:
         if "import swapper" not in text:
-            text = text.replace("from django.db import migrations", "import swapper\nfrom django.db import migrations", 1)
+            text = text.replace(
+                "from django.db import migrations", "import swapper\nfrom django.db import migrations", 1
+            )
         if "settings." not in text.replace("from django.conf import settings", ""):
             text = text.replace("from django.conf import settings\n", "")
         path.write_text(text)

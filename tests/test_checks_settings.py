@@ -67,7 +67,7 @@ def test_cache_middleware_after_is_a_warning(settings):
 
 
 def test_settings_are_read_lazily_with_defaults():
-    assert ct_settings.SESSION_TIMEOUT_MINUTES == DEFAULTS["SESSION_TIMEOUT_MINUTES"]
+    assert DEFAULTS["SESSION_TIMEOUT_MINUTES"] == ct_settings.SESSION_TIMEOUT_MINUTES
     with override_settings(WAGTAIL_CALLTRACKING={"SESSION_TIMEOUT_MINUTES": 45}):
         assert ct_settings.SESSION_TIMEOUT_MINUTES == 45
     assert ct_settings.SESSION_TIMEOUT_MINUTES == 30

@@ -2,7 +2,6 @@
 
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse, StreamingHttpResponse
 from django.urls import include, path
-
 from example_site.urls import urlpatterns as site_urlpatterns
 
 
