@@ -223,8 +223,10 @@ def test_existence_of_a_call_is_not_revealed(client, call):
 
 def test_site_specific_settings_grant(client, site):
     """Wagtail's per-site settings permission (group editor › site settings) shows the menu's
-    Settings entry too."""
-    from wagtail.models import GroupSitePermission
+    Settings entry too (per-site grants exist from Wagtail 7.1)."""
+    GroupSitePermission = getattr(pytest.importorskip("wagtail.models"), "GroupSitePermission", None)
+    if GroupSitePermission is None:
+        pytest.skip("per-site settings permissions need Wagtail 7.1+")
 
     user = make_admin_user([])
     GroupSitePermission.objects.create(

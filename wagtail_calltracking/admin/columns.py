@@ -5,9 +5,10 @@ from __future__ import annotations
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
-from wagtail.admin.ui.tables import Column, NumberColumn, StatusTagColumn, TitleColumn
+from wagtail.admin.ui.tables import Column, StatusTagColumn, TitleColumn
 
 from ..models import CallResult
+from .compat import NumberColumn
 from .formatting import channel_label, format_percent, format_seconds
 
 TEMPLATE_DIR = "wagtail_calltracking/admin/cells/"

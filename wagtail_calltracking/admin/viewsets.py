@@ -25,7 +25,7 @@ from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.menu import MenuItem
 from wagtail.admin.panels import FieldPanel, MultiFieldPanel, ObjectList
-from wagtail.admin.ui.tables import BooleanColumn, Column, NumberColumn, TitleColumn
+from wagtail.admin.ui.tables import BooleanColumn, Column, TitleColumn
 from wagtail.admin.views import generic
 from wagtail.admin.viewsets.base import ViewSet, ViewSetGroup
 from wagtail.admin.viewsets.model import ModelViewSet
@@ -40,6 +40,7 @@ from ..models import (
 )
 from ..numbers.phone import to_e164
 from . import permissions
+from .columns import NumberColumn
 from .filters import ManagerFilterSet, SourceFilterSet, TrackingNumberFilterSet
 from .forms import NumberPoolForm, SourceForm, TrackingNumberForm
 from .panels import PoolNumbersPanel

@@ -34,12 +34,10 @@ from django.views.generic import TemplateView, View
 from wagtail.admin import messages
 from wagtail.admin.filters import DateRangePickerWidget, WagtailFilterSet
 from wagtail.admin.panels import FieldPanel, InlinePanel, MultiFieldPanel, ObjectList, Panel
-from wagtail.admin.ui.menus import MenuItem
 from wagtail.admin.ui.tables import (
     BooleanColumn,
     Column,
     DateColumn,
-    NumberColumn,
     StatusTagColumn,
     TitleColumn,
 )
@@ -50,6 +48,7 @@ from wagtail.admin.viewsets.model import ModelViewSet
 from wagtail.admin.widgets.button import HeaderButton
 from wagtail.permission_policies import ModelPermissionPolicy
 
+from ..admin.compat import MenuItem, NumberColumn
 from ..conf import ct_settings
 from ..models import (
     CRMEndpoint,

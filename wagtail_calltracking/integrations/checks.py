@@ -12,8 +12,9 @@ IMMEDIATE_BACKEND = "django_tasks.backends.immediate.ImmediateBackend"
 
 @register(Tags.compatibility)
 def check_delivery_backend(app_configs=None, **kwargs):
-    from django_tasks import task_backends
     from django_tasks.exceptions import InvalidTaskBackendError
+
+    from ..compat import task_backends
 
     messages = []
     alias = ct_settings.TASK_BACKEND

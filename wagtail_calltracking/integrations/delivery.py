@@ -182,8 +182,7 @@ def enqueue(delivery_id, run_after=None, *, after_response=False) -> bool:
     request, the send waits until the response has been sent — a CRM that takes seconds to
     answer never delays the forwarding instructions a ringing call is waiting for."""
     try:
-        from django_tasks import task_backends
-
+        from ..compat import task_backends
         from .tasks import deliver
 
         backend = task_backends[ct_settings.TASK_BACKEND]

@@ -21,13 +21,13 @@ from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from wagtail.admin.ui.tables import Column, NumberColumn
+from wagtail.admin.ui.tables import Column
 from wagtail.admin.views.reports import ReportView
 
 from ...models import Call, CallResult, CallTag, Manager, NumberPool, Source, TouchModel
 from ...numbers.health import pool_health
 from ...numbers.phone import ANONYMOUS
-from ..columns import DurationColumn, LinkColumn, OptionalNumberColumn, PercentColumn
+from ..columns import DurationColumn, LinkColumn, NumberColumn, OptionalNumberColumn, PercentColumn
 from ..filters import AttributionReportFilterSet, ManagerReportFilterSet, PoolHealthFilterSet
 from ..formatting import SafeCsvExportMixin, channel_label, format_percent, format_seconds, percent
 from ..permissions import can_view_calls, can_view_pool_health, policy_for
