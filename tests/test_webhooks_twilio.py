@@ -484,6 +484,22 @@ class TestStatus:
         assert call.result == CallResult.MISSED and call.status == CallStatus.COMPLETED
         assert call.total_seconds == 40
 
+    def test_event_without_a_usable_number_called_does_not_block_attribution(
+        self, client, paid_visit, call_settings
+    ):
+        """A dial result whose To is not a phone number arrives first and creates the call
+        unattributed; the voice webhook's real number then attributes it (touches replaced)."""
+        session, number, _ = paid_visit
+        assert twilio_post(client, DIAL, dial_result("completed", 42)).status_code == 200
+        call = Call.objects.get()
+        assert call.session is None and call.touches.count() == 3
+        assert twilio_post(client, VOICE, incoming(number.number)).status_code == 200
+        call = Call.objects.get()
+        assert call.to_number == number.number and call.tracking_number == number
+        assert call.session == session and call.confidence == Confidence.EXACT
+        assert call.touches.count() == 3 and call.touches.get(model="last").session == session
+        assert call.result == CallResult.ANSWERED and call.talk_seconds == 42
+
     def test_unknown_status_is_ignored(self, client, paid_visit):
         response = twilio_post(client, STATUS, {"CallSid": SID, "CallStatus": "teleported"})
         assert response.status_code == 204

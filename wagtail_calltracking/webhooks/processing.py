@@ -219,6 +219,10 @@ def _apply_identity(call: Call, event: CallWebhookEvent) -> None:
         call.from_number = normalize_caller(event.from_number)[:32]
     if event.to_number and not call.to_number:
         call.to_number = (to_e164(event.to_number) or clean(event.to_number, 32))[:32]
+    elif event.to_number and not to_e164(call.to_number) and to_e164(event.to_number):
+        # An earlier event carried no usable number called (a dial-result leg, a SIP URI):
+        # the first real one replaces it (and process_event attributes the call again).
+        call.to_number = to_e164(event.to_number)
     if event.forwarded_to and not call.forwarded_to:
         call.forwarded_to = _normalise_destination(event.forwarded_to)[:32]
     _fill(call, "caller_name", event.caller_name, 255)
@@ -402,10 +406,11 @@ _ATTRIBUTION_FIELDS = (
 )
 
 
-def attribute_if_needed(call: Call, result: ProcessingResult) -> bool:
-    """Attribute ``call`` once its tracking number is known, in a savepoint: a failure
-    leaves the call unattributed (and the webhook event failed, for the replay)."""
-    if call.attributed_at is not None or not call.to_number:
+def attribute_if_needed(call: Call, result: ProcessingResult, *, again: bool = False) -> bool:
+    """Attribute ``call`` once its tracking number is known (``again``: once more, its
+    number called having changed), in a savepoint: a failure leaves the call unattributed
+    (and the webhook event failed, for the replay)."""
+    if (call.attributed_at is not None and not again) or not call.to_number:
         return False
     snapshot = {name: getattr(call, name) for name in _ATTRIBUTION_FIELDS}
     try:
@@ -461,8 +466,10 @@ def process_event(
                 call.save()
             return call
         was_final = call.result != CallResult.PENDING
+        number_called = call.to_number
         apply_event(call, event, received_at)
-        attribute_if_needed(call, result)
+        retargeted = call.to_number != number_called and call.tracking_number_id is None
+        attribute_if_needed(call, result, again=retargeted and call.attributed_at is not None)
         identify_manager(call, event)
         call.save()
         record_event(call, event, webhook_event, received_at)
