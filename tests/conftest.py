@@ -21,6 +21,25 @@ MOBILE_UA = (
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_stray_connections(django_db_setup, django_db_blocker):
+    """Live-server and multi-threaded tests can leave a server-side connection behind on
+    PostgreSQL, which would keep pytest-django from dropping the test database."""
+    yield
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        for alias in connections:
+            conn = connections[alias]
+            if conn.vendor != "postgresql":
+                continue
+            with conn.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+
+
 @pytest.fixture
 def client():
     return Client(HTTP_USER_AGENT=BROWSER_UA)
