@@ -45,11 +45,12 @@ class CallTrackingMiddleware:
 
     def __init__(self, get_response):
         self.get_response = get_response
-        if iscoroutinefunction(self.get_response):
+        self.is_async = iscoroutinefunction(self.get_response)
+        if self.is_async:
             markcoroutinefunction(self)
 
     def __call__(self, request):
-        if iscoroutinefunction(self):
+        if self.is_async:
             return self.__acall__(request)
         context = TrackingContext.for_request(request)
         request.calltracking = context

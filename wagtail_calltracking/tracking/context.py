@@ -15,6 +15,7 @@ HTML response, by the template tag when it needs a lease, and by the cache-safe 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 import time
@@ -349,31 +350,41 @@ def _title_from_html(response) -> str:
     return html.unescape(match.group(1).decode(response.charset or "utf-8", "replace")).strip()
 
 
-def _insert_if_session_exists(model, values: dict) -> bool:
-    """INSERT … SELECT … WHERE EXISTS(session): a single statement that inserts nothing when
-    the session is gone (FK checks are deferred to commit, too late to recover)."""
+_PAGE_VIEW_COLUMNS = ("session_id", "viewed_at", "path", "query", "page_id", "title")
+
+
+@functools.lru_cache(maxsize=8)
+def _guarded_insert_sql(model, vendor: str, async_commit: bool) -> tuple[str, tuple]:
+    """The SQL of :func:`_insert_if_session_exists`, built once per database and mode."""
     from ..models import VisitorSession
 
     opts = model._meta
     qn = connection.ops.quote_name
-    columns, placeholders, params = [], [], []
-    cast = connection.vendor == "postgresql"
-    for name, value in values.items():
-        field = opts.get_field(name)
-        columns.append(qn(field.column))
-        params.append(field.get_db_prep_save(value, connection))
-        placeholders.append(f"CAST(%s AS {field.db_type(connection)})" if cast else "%s")
-    session_table = qn(VisitorSession._meta.db_table)
+    fields = tuple(opts.get_field(name) for name in _PAGE_VIEW_COLUMNS)
+    cast = vendor == "postgresql"
+    columns = ", ".join(qn(field.column) for field in fields)
+    placeholders = ", ".join(
+        f"CAST(%s AS {field.db_type(connection)})" if cast else "%s" for field in fields
+    )
     # Identifiers come from model metadata, values are parameters.
     sql = (
-        f"INSERT INTO {qn(opts.db_table)} ({', '.join(columns)}) "  # noqa: S608
-        f"SELECT {', '.join(placeholders)} "
-        f"WHERE EXISTS (SELECT 1 FROM {session_table} WHERE {qn('id')} = %s)"
+        f"INSERT INTO {qn(opts.db_table)} ({columns}) "  # noqa: S608
+        f"SELECT {placeholders} "
+        f"WHERE EXISTS (SELECT 1 FROM {qn(VisitorSession._meta.db_table)} WHERE {qn('id')} = %s)"
     )
-    if cast and transaction.get_autocommit():
+    if async_commit:
         # The statement is its own transaction: commit it asynchronously (see
         # tracking_writes) without the round trips of BEGIN/SET LOCAL/COMMIT.
         sql += " AND set_config('synchronous_commit', 'off', true) IS NOT NULL"
+    return sql, fields
+
+
+def _insert_if_session_exists(model, values: dict) -> bool:
+    """INSERT … SELECT … WHERE EXISTS(session): a single statement that inserts nothing when
+    the session is gone (FK checks are deferred to commit, too late to recover)."""
+    async_commit = connection.vendor == "postgresql" and transaction.get_autocommit()
+    sql, fields = _guarded_insert_sql(model, connection.vendor, async_commit)
+    params = [field.get_db_prep_save(values[field.attname], connection) for field in fields]
     params.append(values["session_id"])
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

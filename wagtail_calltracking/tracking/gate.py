@@ -85,11 +85,12 @@ def request_is_trackable(request, *, any_method: bool = False, path: str | None 
     ``path`` overrides the request's path (the cache-safe endpoint checks the page's path)."""
     if not any_method and request.method not in ("GET", "HEAD"):
         return False
+    # Cheapest and most common skips first: static files, admin, our own endpoints.
+    if path_is_excluded(path if path is not None else (request.path_info or "/")):
+        return False
     if is_prefetch(request):
         return False
-    if looks_like_bot(request.META.get("HTTP_USER_AGENT")):
-        return False
-    return not path_is_excluded(path if path is not None else (request.path_info or "/"))
+    return not looks_like_bot(request.META.get("HTTP_USER_AGENT"))
 
 
 @receiver(setting_changed)

@@ -3,21 +3,21 @@ runs once per session."""
 
 from __future__ import annotations
 
-import re
-
 from ..models.choices import DeviceType
 from .text import clean_text
 
-# Matched case-insensitively against the raw header before any parsing. Headless browsers
-# are treated as bots: scrapers use them, and every leased number they hold is one a real
-# visitor cannot get.
-_BOT_PATTERN = re.compile(
-    r"bot\b|bot/|crawl|spider|slurp|scrap|fetch|preview|monitor|check|scan|headless|phantom|"
-    r"lighthouse|pagespeed|facebookexternalhit|embedly|quora link|whatsapp|telegram|"
-    r"python-|python/|curl/|wget/|httpclient|okhttp|java/|go-http|libwww|axios|node-fetch|"
-    r"postman|insomnia|feedparser|rss|mediapartners|adsbot|bingpreview|ahrefs|semrush|"
-    r"mj12|dotbot|petalbot|bytespider|gptbot|claudebot|ccbot|applebot|yandex(?!browser)|baiduspider",
-    re.IGNORECASE,
+# Substrings of the lower-cased header that mark a bot, checked before any parsing. Plain
+# substring tests (C speed) rather than one big alternation regex: this runs on every request.
+# Headless browsers are treated as bots: scrapers use them, and every leased number they hold
+# is one a real visitor cannot get.
+_BOT_TOKENS = (
+    "bot/", "bot)", "bot;", "bot ", "bot-", "bot.", "crawl", "spider", "slurp", "scrap", "fetch",
+    "preview", "monitor", "check", "scan", "headless", "phantom", "lighthouse", "pagespeed",
+    "facebookexternalhit", "embedly", "quora link", "whatsapp", "telegram", "python-", "python/",
+    "curl/", "wget/", "httpclient", "okhttp", "java/", "go-http", "libwww", "axios", "node-fetch",
+    "postman", "insomnia", "feedparser", "rss", "mediapartners", "adsbot", "bingpreview", "ahrefs",
+    "semrush", "mj12", "dotbot", "petalbot", "bytespider", "gptbot", "claudebot", "ccbot",
+    "applebot", "baiduspider", "yandexbot", "yandeximages", "yandexmetrika", "yandexmobilebot",
 )
 
 
@@ -25,7 +25,10 @@ def looks_like_bot(user_agent: str | None) -> bool:
     """Cheap pre-check: empty or bot-like user agents are not tracked."""
     if not user_agent or len(user_agent) < 10:
         return True
-    return _BOT_PATTERN.search(user_agent[:512]) is not None
+    ua = user_agent[:512].lower()
+    if ua.endswith("bot"):
+        return True
+    return any(token in ua for token in _BOT_TOKENS)
 
 
 def parse_user_agent(user_agent: str) -> dict:
