@@ -231,6 +231,8 @@ def test_ga4_property_form_and_validate(admin_client, site, integrations_setting
             ]
         }
     )
+    listing = admin_client.get(reverse(f"{GA4}:index")).content.decode()
+    assert reverse(f"{GA4}:validate", args=[prop.pk]) in listing and "target_id" in listing
     response = admin_client.get(reverse(f"{GA4}:validate", args=[prop.pk]))
     assert response.status_code == 200
     html = response.content.decode()
@@ -270,6 +272,8 @@ def test_google_ads_feed_screens(admin_client, site, ads_feed, django_capture_on
     assert f"feed{ads_feed.pk}" in html
     assert "is not HTTPS" in html  # the test server is plain HTTP
 
+    listing = admin_client.get(reverse(f"{ADS}:index")).content.decode()
+    assert reverse(f"{ADS}:download", args=[ads_feed.pk]) in listing and "target_id" in listing
     download = admin_client.get(reverse(f"{ADS}:download", args=[ads_feed.pk]))
     assert download.status_code == 200
     assert download["Content-Disposition"].startswith("attachment")

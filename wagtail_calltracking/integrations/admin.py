@@ -422,35 +422,50 @@ class DeliveryViewSet(ModelViewSet):
 # --- CRM webhooks ----------------------------------------------------------------------------
 
 
-class CRMEndpointIndexView(generic.IndexView):
+class IntegrationIndexView(generic.IndexView):
+    """Listing of one integration's targets: each row offers its action (send a test,
+    validate, download) to editors who may change it, and a link to its deliveries."""
+
+    delivery_kind: str
+    #: (label, URL name within the viewset, icon) of the row's action.
+    row_action: tuple
+
+    @property
+    def viewset_namespace(self):
+        return self.index_url_name.rpartition(":")[0]
+
     def get_base_queryset(self):
-        return (
-            super()
-            .get_base_queryset()
-            .select_related("site")
-            .annotate(recent_failures=failed_deliveries(DeliveryKind.CRM))
-        )
+        return super().get_base_queryset().select_related("site")
 
     def get_list_more_buttons(self, instance):
         buttons = list(super().get_list_more_buttons(instance))
         if self.user_has_permission("change"):
+            label, url_name, icon = self.row_action
             buttons.append(
                 MenuItem(
-                    _("Send a test"),
-                    url=reverse(CRMEndpointViewSet.name + ":ping", args=[instance.pk]),
-                    icon_name="resubmit",
+                    label,
+                    url=reverse(f"{self.viewset_namespace}:{url_name}", args=[instance.pk]),
+                    icon_name=icon,
                     priority=15,
                 )
             )
         buttons.append(
             MenuItem(
                 _("Deliveries"),
-                url=deliveries_url(kind=DeliveryKind.CRM, target_id=instance.pk),
+                url=deliveries_url(kind=self.delivery_kind, target_id=instance.pk),
                 icon_name="list-ul",
                 priority=16,
             )
         )
         return buttons
+
+
+class CRMEndpointIndexView(IntegrationIndexView):
+    delivery_kind = DeliveryKind.CRM
+    row_action = (gettext_lazy("Send a test"), "ping", "resubmit")
+
+    def get_base_queryset(self):
+        return super().get_base_queryset().annotate(recent_failures=failed_deliveries(DeliveryKind.CRM))
 
 
 def _events_label(endpoint):
@@ -532,35 +547,12 @@ def _rules_label(obj):
     return ", ".join(str(p) for p in parts)
 
 
-class GA4PropertyIndexView(generic.IndexView):
-    def get_base_queryset(self):
-        return (
-            super()
-            .get_base_queryset()
-            .select_related("site")
-            .annotate(recent_failures=failed_deliveries(DeliveryKind.GA4))
-        )
+class GA4PropertyIndexView(IntegrationIndexView):
+    delivery_kind = DeliveryKind.GA4
+    row_action = (gettext_lazy("Validate"), "validate", "success")
 
-    def get_list_more_buttons(self, instance):
-        buttons = list(super().get_list_more_buttons(instance))
-        if self.user_has_permission("change"):
-            buttons.append(
-                MenuItem(
-                    _("Validate"),
-                    url=reverse(GA4PropertyViewSet.name + ":validate", args=[instance.pk]),
-                    icon_name="success",
-                    priority=15,
-                )
-            )
-        buttons.append(
-            MenuItem(
-                _("Deliveries"),
-                url=deliveries_url(kind=DeliveryKind.GA4, target_id=instance.pk),
-                icon_name="list-ul",
-                priority=16,
-            )
-        )
-        return buttons
+    def get_base_queryset(self):
+        return super().get_base_queryset().annotate(recent_failures=failed_deliveries(DeliveryKind.GA4))
 
 
 class ValidateView(ConfigurationActionView):
@@ -662,7 +654,10 @@ class FeedURLPanel(Panel):
             return context
 
 
-class GoogleAdsFeedIndexView(generic.IndexView):
+class GoogleAdsFeedIndexView(IntegrationIndexView):
+    delivery_kind = DeliveryKind.GOOGLE_ADS
+    row_action = (gettext_lazy("Download CSV"), "download", "download")
+
     def get_base_queryset(self):
         since = timezone.now() - timezone.timedelta(days=90)
         waiting = (
@@ -680,30 +675,8 @@ class GoogleAdsFeedIndexView(generic.IndexView):
         return (
             super()
             .get_base_queryset()
-            .select_related("site")
             .annotate(waiting_rows=Coalesce(Subquery(waiting, output_field=IntegerField()), Value(0)))
         )
-
-    def get_list_more_buttons(self, instance):
-        buttons = list(super().get_list_more_buttons(instance))
-        if self.user_has_permission("change"):
-            buttons.append(
-                MenuItem(
-                    _("Download CSV"),
-                    url=reverse(GoogleAdsFeedViewSet.name + ":download", args=[instance.pk]),
-                    icon_name="download",
-                    priority=15,
-                )
-            )
-        buttons.append(
-            MenuItem(
-                _("Deliveries"),
-                url=deliveries_url(kind=DeliveryKind.GOOGLE_ADS, target_id=instance.pk),
-                icon_name="list-ul",
-                priority=16,
-            )
-        )
-        return buttons
 
 
 class DownloadFeedView(PermissionCheckedMixin, View):
