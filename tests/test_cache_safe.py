@@ -124,6 +124,22 @@ def test_endpoint_records_the_landing_and_returns_the_static_number(client, site
     assert not PageView.objects.filter(path=ENDPOINT).exists()
 
 
+def test_endpoint_records_the_cached_pages_as_the_journey(client, site_settings, paid_search, pool):
+    """Cached pages never reach the middleware: the endpoint records each page view the
+    browser reports (path, query string, title), in the visitor's one session."""
+    post(client, {"search": "?utm_source=google&utm_medium=cpc&utm_term=plumber", "referrer": "",
+                  "path": "/", "title": "Acme Plumbing"})
+    post(client, {"search": "", "referrer": "http://testserver/", "path": "/drain-cleaning/",
+                  "title": "Drain cleaning <b>24/7</b>\x00"})
+    session = VisitorSession.objects.get()
+    views = list(session.page_views.order_by("viewed_at", "pk").values_list("path", "query", "title"))
+    assert views == [
+        ("/", "utm_source=google&utm_medium=cpc&utm_term=plumber", "Acme Plumbing"),
+        ("/drain-cleaning/", "", "Drain cleaning <b>24/7</b>"),
+    ]
+    assert post(client, {"path": "/", "title": 42}).status_code == 400
+
+
 def test_endpoint_leases_a_pool_number_and_keeps_it(client, site_settings, paid_search, pool):
     payload = {"search": "?utm_source=google&utm_medium=cpc&utm_term=plumber&gclid=TEST", "referrer": "https://www.google.com/", "path": "/"}
     first = post(client, payload).json()["numbers"][""]

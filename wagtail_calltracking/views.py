@@ -4,11 +4,12 @@ Pages served from a CDN or a page cache carry the canonical number and the defer
 ``static/wagtail_calltracking/js/calltracking.js``. The script POSTs here::
 
     {"search": location.search, "referrer": document.referrer,
-     "path": location.pathname, "keys": ["", "s:12", "p:3"]}
+     "path": location.pathname, "title": document.title, "keys": ["", "s:12", "p:3"]}
 
 and gets ``{"numbers": {"": {"e164": …, "national": …, "international": …, "tel_href": …,
 "display": …, "is_dynamic": …, "kind": …}, …}}``. The landing is recorded exactly as the
-middleware would record it (``TrackingContext.for_landing``), a number is leased when the
+middleware would record it (``TrackingContext.for_landing``), so is the page view (path,
+query string, title: the journey stays complete behind a CDN), a number is leased when the
 precedence says so, and the visitor cookie is set on this response.
 
 Safety: ``Cache-Control: private, no-store`` (never cached anywhere); CSRF-exempt (a cached
@@ -139,6 +140,7 @@ def number_view(request):
         search = _string(payload, "search", 4096)
         referrer = _string(payload, "referrer", 2048)
         path = _string(payload, "path", 2048)
+        title = _string(payload, "title", 255)
     except ValueError as error:
         return _error(f"“{error}” must be a string.", 400)
     keys = payload.get("keys", [""])
@@ -160,12 +162,17 @@ def number_view(request):
     request.calltracking = context
     config = config_for_request(request)
     if context.can_store:
-        # Record the landing (new session) or the activity (continuing one) as a page view
-        # through the middleware would, even when no pool number is needed.
+        # Record the landing (new session) or the activity (continuing one), and the page
+        # view, as the middleware would for an uncached page — even when no pool number is
+        # needed.
+        if context.session_id is not None:
+            context.touch_session()  # may find the session gone (purged, erased)
         if context.session_id is None:
             context.ensure_session()
-        else:
-            context.touch_session()
+        try:
+            context.record_landing_page_view(title)
+        except Exception:  # the number matters more than the journey entry
+            logger.exception("The cache-safe endpoint could not record the page view")
     selector = Selector(context, config, RequestNumbers.for_request(request))
     numbers = {}
     for key in keys:

@@ -290,23 +290,36 @@ class TrackingContext:
         self.matched_source_id = None
 
     def record_page_view(self, response) -> None:
+        """The page view of this request: one INSERT (see :meth:`_insert_page_view`)."""
+        page = self.page
+        if page is not None:
+            title = getattr(page, "seo_title", "") or getattr(page, "title", "")
+        else:
+            title = _title_from_html(response)
+        self._insert_page_view(
+            path=self.request.path,
+            query=self.request.META.get("QUERY_STRING", ""),
+            page_id=getattr(page, "pk", None),
+            title=title,
+        )
+
+    def record_landing_page_view(self, title: str = "") -> None:
+        """The cache-safe endpoint's page view: the page the browser reports (a cached page
+        never reaches the middleware), so the journey is complete behind a CDN too."""
+        self._insert_page_view(path=self.path, query=self.query_string, page_id=None, title=title)
+
+    def _insert_page_view(self, *, path, query, page_id, title) -> None:
         """One INSERT, guarded so a purged session never leaves a dangling row."""
         from ..models import PageView
 
         if self.session_id is None:
             return
-        page = self.page
-        title = ""
-        if page is not None:
-            title = getattr(page, "seo_title", "") or getattr(page, "title", "")
-        else:
-            title = _title_from_html(response)
         values = {
             "session_id": self.session_id,
             "viewed_at": self.now,
-            "path": clean_text(self.request.path, 2048) or "/",
-            "query": clean_text(self.request.META.get("QUERY_STRING", ""), 2048),
-            "page_id": getattr(page, "pk", None),
+            "path": clean_text(path, 2048) or "/",
+            "query": clean_text(query, 2048),
+            "page_id": page_id,
             "title": clean_text(title, 255),
         }
         if self.session_created:

@@ -18,7 +18,7 @@
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({
         search: location.search, referrer: d.referrer, path: location.pathname,
-        keys: keys.slice(0, 10)
+        title: d.title, keys: keys.slice(0, 10)
       })
     }).then(function (r) { return r.ok ? r.json() : null; }).then(function (j) {
       if (!j || !j.numbers) return;
