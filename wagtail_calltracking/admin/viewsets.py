@@ -44,6 +44,7 @@ from .columns import NumberColumn
 from .filters import ManagerFilterSet, SourceFilterSet, TrackingNumberFilterSet
 from .forms import NumberPoolForm, SourceForm, TrackingNumberForm
 from .panels import PoolNumbersPanel
+from .readonly import ReadOnlyModelViewSet
 from .views.calls import CallDetailView, CallIndexView
 from .views.reports import AttributionReportView, ManagerReportView, PoolHealthReportView
 
@@ -100,7 +101,7 @@ class ConfigurationViewSetMixin:
 # --- calls -----------------------------------------------------------------------------------
 
 
-class CallViewSet(ModelViewSet):
+class CallViewSet(ReadOnlyModelViewSet):
     """The calls listing and each call's detail page (no add, edit or delete: calls come from
     the telephony provider; editors only classify them)."""
 
@@ -111,33 +112,8 @@ class CallViewSet(ModelViewSet):
     menu_label = _("Calls")
     index_view_class = CallIndexView
     inspect_view_class = CallDetailView
-    inspect_view_enabled = True
-    copy_view_enabled = False
-    add_to_reference_index = False
-    list_per_page = 50
-    search_backend_name = None
     export_filename = "calls"
-
-    def get_common_view_kwargs(self, **kwargs):
-        view_kwargs = super().get_common_view_kwargs(**kwargs)
-        for name in ("add_url_name", "edit_url_name", "delete_url_name", "copy_url_name"):
-            view_kwargs[name] = None
-        view_kwargs["history_url_name"] = None
-        view_kwargs["usage_url_name"] = None
-        return view_kwargs
-
-    def get_urlpatterns(self):
-        return [
-            path("", self.index_view, name="index"),
-            path("results/", self.index_results_view, name="index_results"),
-            path("<int:pk>/", self.inspect_view, name="inspect"),
-        ]
-
-    def get_permissions_to_register(self):
-        return Permission.objects.filter(
-            content_type__app_label=self.model._meta.app_label,
-            codename__in=["view_call", "tag_call"],
-        )
+    permission_codenames = ("view_call", "tag_call")
 
     def register_admin_url_finder(self):
         # Links from elsewhere in the admin (e.g. the log) lead to the call's detail page.

@@ -49,6 +49,7 @@ from wagtail.admin.widgets.button import HeaderButton
 from wagtail.permission_policies import ModelPermissionPolicy
 
 from ..admin.compat import MenuItem, NumberColumn
+from ..admin.readonly import ReadOnlyModelViewSet
 from ..conf import ct_settings
 from ..models import (
     CRMEndpoint,
@@ -376,7 +377,7 @@ class ResendView(PermissionCheckedMixin, WagtailAdminTemplateMixin, TemplateView
         return HttpResponseRedirect(reverse(DeliveryViewSet.name + ":index"))
 
 
-class DeliveryViewSet(ModelViewSet):
+class DeliveryViewSet(ReadOnlyModelViewSet):
     """The delivery log: read-only, with re-sending."""
 
     model = Delivery
@@ -386,34 +387,14 @@ class DeliveryViewSet(ModelViewSet):
     menu_label = gettext_lazy("Deliveries")
     index_view_class = DeliveryIndexView
     inspect_view_class = DeliveryInspectView
-    inspect_view_enabled = True
-    copy_view_enabled = False
-    add_to_reference_index = False
-    search_backend_name = None
-    list_per_page = 50
-
-    def get_common_view_kwargs(self, **kwargs):
-        view_kwargs = super().get_common_view_kwargs(**kwargs)
-        for name in ("add_url_name", "edit_url_name", "delete_url_name", "copy_url_name"):
-            view_kwargs[name] = None
-        view_kwargs["history_url_name"] = None
-        view_kwargs["usage_url_name"] = None
-        return view_kwargs
+    permission_codenames = ("view_delivery", "resend_delivery")
 
     def get_urlpatterns(self):
         return [
-            path("", self.index_view, name="index"),
-            path("results/", self.index_results_view, name="index_results"),
-            path("<int:pk>/", self.inspect_view, name="inspect"),
+            *super().get_urlpatterns(),
             path("<int:pk>/resend/", ResendView.as_view(), name="resend"),
             path("resend-failed/", ResendView.as_view(), name="resend_failed"),
         ]
-
-    def get_permissions_to_register(self):
-        return Permission.objects.filter(
-            content_type__app_label=self.model._meta.app_label,
-            codename__in=["view_delivery", "resend_delivery"],
-        )
 
     def register_admin_url_finder(self):
         pass

@@ -150,15 +150,16 @@ _request_state = Local()
 
 
 def request_started_handler(**kwargs):
-    _request_state.in_request = True
+    # Runs on every request: one attribute write (a list means "inside a request").
     _request_state.held = []
 
 
 def request_finished_handler(**kwargs):
     """The response is on its way to the telephony provider: now send what was held."""
-    held = getattr(_request_state, "held", None) or []
-    _request_state.in_request = False
-    _request_state.held = []
+    held = getattr(_request_state, "held", None)
+    if held is None:
+        return
+    _request_state.held = None
     for delivery_id in held:
         enqueue(delivery_id)
     if held:
@@ -188,8 +189,9 @@ def enqueue(delivery_id, run_after=None, *, after_response=False) -> bool:
         backend = task_backends[ct_settings.TASK_BACKEND]
         if run_after is not None and not backend.supports_defer:
             return False  # no deferred tasks (immediate backend): the command retries
-        if after_response and _is_immediate(backend) and getattr(_request_state, "in_request", False):
-            _request_state.held.append(delivery_id)
+        held = getattr(_request_state, "held", None)
+        if after_response and held is not None and _is_immediate(backend):
+            held.append(delivery_id)
             return True
         task = deliver.using(backend=ct_settings.TASK_BACKEND, queue_name=ct_settings.TASK_QUEUE_NAME)
         if run_after is not None:

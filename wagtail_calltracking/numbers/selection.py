@@ -133,6 +133,7 @@ class RequestNumbers:
         self.by_arguments: dict = {}
         self.by_pool: dict[int, leasing.LeaseResult | None] = {}
         self.script_rendered = False
+        self.config: NumberConfig | None = None
 
     @classmethod
     def for_request(cls, request) -> RequestNumbers:
@@ -145,6 +146,11 @@ class RequestNumbers:
 
 
 def config_for_request(request) -> NumberConfig:
+    """The site's number configuration, looked up (cache read, site lookup) once per request
+    however many tags render."""
+    memo = RequestNumbers.for_request(request) if request is not None else None
+    if memo is not None and memo.config is not None:
+        return memo.config
     site = None
     if request is not None:
         from ..tracking.context import get_tracking_context
@@ -154,7 +160,10 @@ def config_for_request(request) -> NumberConfig:
         from wagtail.models import Site
 
         site = Site.objects.filter(is_default_site=True).first()
-    return get_config(site)
+    config = get_config(site)
+    if memo is not None:
+        memo.config = config
+    return config
 
 
 def canonical_number(config: NumberConfig, display_format: str | None = None) -> ShownNumber:

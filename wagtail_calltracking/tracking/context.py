@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import html
 import logging
 import re
 import time
@@ -358,8 +359,6 @@ def _title_from_html(response) -> str:
     match = _TITLE.search(content)
     if not match:
         return ""
-    import html
-
     return html.unescape(match.group(1).decode(response.charset or "utf-8", "replace")).strip()
 
 
