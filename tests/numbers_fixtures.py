@@ -4,6 +4,8 @@ from datetime import timedelta
 
 import pytest
 from django.core.cache import caches
+from django.core.signals import request_finished
+from django.db import close_old_connections
 from django.http import HttpResponse
 from django.template import engines
 from django.test import RequestFactory
@@ -100,7 +102,18 @@ def render_through_middleware(template_source, path="/", *, cookies=None, user_a
 
     response = CallTrackingMiddleware(view)(request)
     response.wsgi_request = request
+    close_like_a_server(response)
     return response
+
+
+def close_like_a_server(response):
+    """Close ``response`` as a server does once it has sent it (the page view is written then),
+    without closing the test's database connection (as Django's test client does)."""
+    request_finished.disconnect(close_old_connections)
+    try:
+        response.close()
+    finally:
+        request_finished.connect(close_old_connections)
 
 
 def cookies_of(response):

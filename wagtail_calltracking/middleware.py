@@ -2,16 +2,33 @@
 
 Place it after ``SessionMiddleware`` and ``AuthenticationMiddleware`` (a system check says so).
 
-Query budget (enforced by tests/test_middleware_queries.py):
+Query budget — statements per request (enforced by tests/test_middleware_budget.py). *Before*
+runs while the visitor waits; *after* runs once the response has been handed to the server
+(on its close: ``tracking.writes.after_response``):
 
-* skipped requests (bots, prefetch, non-GET/HEAD, admin, static/media, exclusions, non-HTML
-  and error responses): 0 queries;
-* repeat page view of a known visitor: 1 INSERT + at most 1 throttled UPDATE;
-* new visitor: at most 3 writes (visitor, session, page view).
+=============================================  ==========================  ======================
+request                                        before the response         after the response
+=============================================  ==========================  ======================
+skipped (bots, prefetch, non-GET/HEAD, admin,  0                           0
+static/media, exclusions, non-HTML, errors)
+repeat page view of a known visitor            0                           1 (guarded INSERT)
+… when its activity write is due (at most      PostgreSQL 1 (UPDATE +      0
+once per ``ACTIVITY_WRITE_INTERVAL_SECONDS``)  INSERT), SQLite 2
+new visitor / new session (no lease)           0 (+1 per 32 new visitors:  PostgreSQL 1 (visitor +
+                                               ids reserved in blocks)     session + page view),
+                                                                           SQLite 3 in one
+                                                                           transaction
+new visitor whose page shows a pool number     PostgreSQL 1 (visitor +     1 (page view)
+                                               session), SQLite 2 in one
+                                               transaction; then the lease
+campaign redirect (30x with campaign           as a new visitor's session  0
+parameters) / cache-safe page                  (the browser comes back at
+                                               once)
+=============================================  ==========================  ======================
 
-All writes happen after the view has produced a trackable response (a page view), or earlier
-when the template tag needs a session to lease a number. Anonymous visitors never get a
-Django session: identity is a signed first-party cookie.
+Plus cached configuration reads (site, number configuration) on a cold cache. Anonymous
+visitors never get a Django session: identity is a signed first-party cookie. A write that
+fails is logged and never affects the response.
 """
 
 from __future__ import annotations
@@ -21,7 +38,8 @@ import logging
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.db import DatabaseError
 
-from .tracking.context import TrackingContext, tracking_writes
+from .tracking.context import TrackingContext
+from .tracking.writes import after_response
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +79,12 @@ class CallTrackingMiddleware:
         context = TrackingContext.for_request(request)
         request.calltracking = context
         response = await self.get_response(request)
-        if context.can_store or context.personalised or context.is_tracked:
+        if _needs_database_now(context, response):
             return await sync_to_async(self.finish, thread_sensitive=True)(context, response)
+        if context.can_store or context.personalised or context.is_tracked:
+            # Nothing to read or write before the response (the page view waits for it):
+            # no thread hop.
+            return self.finish(context, response)
         return response
 
     def process_template_response(self, request, response):
@@ -76,25 +98,26 @@ class CallTrackingMiddleware:
 
     def finish(self, context: TrackingContext, response):
         if context.can_store:
+            deferred = None
             try:
-                if context.needs_only_page_view:
-                    self.record(context, response)  # one statement: the page view
-                else:
-                    with tracking_writes():
-                        self.record(context, response)
+                if _is_trackable_response(response):
+                    deferred = context.record_page_view(response)
+                elif _is_campaign_redirect(context, response):
+                    deferred = context.record_landing()
             except DatabaseError:
                 # Tracking must never break the page.
                 logger.exception("Call tracking could not record a page view")
+            if deferred is not None:
+                after_response(response, deferred)
         if context.is_tracked or context.personalised:
             context.apply_to_response(response)
         return response
 
-    def record(self, context: TrackingContext, response) -> None:
-        if _is_trackable_response(response):
-            if context.session_id is not None:
-                context.touch_session()  # may find the session gone (purged, erased)
-            if context.session_id is None:
-                context.ensure_session()
-            context.record_page_view(response)
-        elif _is_campaign_redirect(context, response) and context.session_id is None:
-            context.ensure_session()
+
+def _needs_database_now(context: TrackingContext, response) -> bool:
+    """Whether recording this response reads or writes before it is returned."""
+    if not context.can_store:
+        return False
+    if _is_trackable_response(response):
+        return not context.page_view_is_the_only_write
+    return _is_campaign_redirect(context, response) and context.session_id is None

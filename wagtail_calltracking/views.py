@@ -34,6 +34,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from .conf import ct_settings
 from .numbers.selection import RequestNumbers, Selector, canonical_number, config_for_request
+from .tracking.writes import after_response
 
 logger = logging.getLogger(__name__)
 
@@ -161,16 +162,13 @@ def number_view(request):
     context = TrackingContext.for_landing(request, search=search, referrer=referrer, path=path or "/")
     request.calltracking = context
     config = config_for_request(request)
+    deferred = None
     if context.can_store:
-        # Record the landing (new session) or the activity (continuing one), and the page
-        # view, as the middleware would for an uncached page — even when no pool number is
-        # needed.
-        if context.session_id is not None:
-            context.touch_session()  # may find the session gone (purged, erased)
-        if context.session_id is None:
-            context.ensure_session()
+        # Record the landing (new session: now, a lease may need it) or the activity
+        # (continuing one), and the page view (after the response when it is the only write),
+        # as the middleware would for an uncached page — even when no pool number is needed.
         try:
-            context.record_landing_page_view(title)
+            deferred = context.record_landing_page_view(title)
         except Exception:  # the number matters more than the journey entry
             logger.exception("The cache-safe endpoint could not record the page view")
     selector = Selector(context, config, RequestNumbers.for_request(request))
@@ -193,4 +191,6 @@ def number_view(request):
         _increment(_rate_key("visitor", context.visitor_id))
     context.apply_to_response(response)
     _never_cache(response)
+    if deferred is not None:
+        after_response(response, deferred)
     return response

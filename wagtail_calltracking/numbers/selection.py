@@ -292,6 +292,8 @@ class Selector:
         # memoised per pool): no need to look one up.
         new_session = bool(getattr(context, "session_created", False))
         result = self._ask_pool(pool, session_id, new_session=new_session)
+        if result is None:
+            context.session_vanished()
         return self._shown(result, pool, source, swap_key)
 
     def from_audience_pools(self) -> ShownNumber:
@@ -311,7 +313,8 @@ class Selector:
         # Continuing session and a non-direct pool: read the channel together with the
         # session's lease (one SELECT).
         lookup = leasing.lookup_session_lease(session_id, config.audience_pools)
-        if lookup is None:
+        if lookup is None:  # the session vanished (purged, erased)
+            context.session_vanished()
             return self.canonical()
         pool = config.audience_pool_for(lookup.channel)
         if pool is None:

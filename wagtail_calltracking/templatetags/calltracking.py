@@ -45,6 +45,7 @@ from ..numbers.selection import (
     config_for_request,
     number_for_request,
 )
+from ..tracking.context import get_tracking_context
 
 logger = logging.getLogger(__name__)
 register = template.Library()
@@ -211,6 +212,8 @@ def tracking_number_for(request, *, source=None, pool=None, format=None, label=N
     else:
         cache_safe = _truthy(cache_safe)
     if cache_safe:
+        # The swap script asks for this visitor's number as soon as the page loads.
+        get_tracking_context(request).expect_callback()
         number = canonical_number(config, display_format)
         from dataclasses import replace
 

@@ -14,19 +14,19 @@ HTML response, by the template tag when it needs a lease, and by the cache-safe 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import html
 import logging
 import re
 import time
 
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError
 from django.utils import timezone
 from django.utils.cache import patch_cache_control, patch_vary_headers
 
 from ..conf import ct_settings
 from ..privacy import has_consent, minimise_ip
+from . import writes
 from .cookie import VisitorCookie, delete_cookie, read_cookie, write_cookie
 from .ga import ga_ids_from_cookies
 from .gate import request_is_trackable
@@ -60,6 +60,8 @@ class TrackingContext:
         self.cookie_dirty = False
         self.session_created = False
         self.visitor_created = False
+        self._session_before_response = False
+        self._session_suspect = False
 
         self.visitor_id = cookie.visitor_id if cookie else None
         self.session_id = cookie.session_id if cookie else None
@@ -162,60 +164,195 @@ class TrackingContext:
         return self.is_tracked and self.consented
 
     def ensure_session(self) -> int | None:
-        """The current session id, creating the visitor/session rows if needed."""
+        """The current session id, creating the visitor/session rows now if needed: the template
+        tag needs the row before it leases a number (one statement on PostgreSQL)."""
         if not self.can_store:
             return None
+        if self.session_id is None:
+            self._start_session_now()
+        return self.session_id
+
+    def expect_callback(self) -> None:
+        """This page asks for its number as soon as it loads (the cache-safe script): start its
+        session before the response rather than after it, so that the call back finds it."""
+        self._session_before_response = True
+
+    def session_vanished(self) -> None:
+        """The cookie's session was found gone (the tag's lease lookup): check it before the
+        response, so that the visitor starts afresh with this response's cookie."""
+        self._session_suspect = True
+
+    @property
+    def _check_session_now(self) -> bool:
+        return self._session_suspect or self.session_id in writes.missing_sessions
+
+    @property
+    def page_view_is_the_only_write(self) -> bool:
+        """The session exists (the cookie names it, or this request started it) and its activity
+        write is not due: the page view is the only write, and it can wait for the response."""
+        if self.session_id is None:
+            return False
+        if self.session_created:
+            return True
+        cookie = self.cookie
+        if cookie is None or (not cookie.ga_captured and "_ga" in self.request.COOKIES):
+            return False
+        if self._check_session_now:
+            return False
+        return time.time() - cookie.written_at < int(ct_settings.ACTIVITY_WRITE_INTERVAL_SECONDS)
+
+    # The visit's writes (the statements are in ``writes``). Each entry point writes what the
+    # response depends on now and returns the rest as a callable to run after the response
+    # (``writes.after_response``), or None.
+
+    def record_page_view(self, response):
+        """The middleware's page view of ``response``: a continuing session's page view and a new
+        session's rows (ids reserved up front, the cookie set now) are returned for after the
+        response; the throttled activity write happens now (the refreshed cookie depends on it,
+        and it finds a purged or erased session), with the page view in the same statement."""
+        return self._record(functools.partial(self._page_view_of, response), session_now=False)
+
+    def record_landing(self):
+        """A campaign redirect: its session starts now (the browser follows at once), no page view."""
         if self.session_id is not None:
-            return self.session_id
+            return None
+        return self._record(None, session_now=True)
+
+    def record_landing_page_view(self, title: str = ""):
+        """The cache-safe endpoint's page view: the page the browser reports (a cached page
+        never reaches the middleware), so the journey is complete behind a CDN too. The session
+        starts now (its number may need a lease)."""
+        return self._record(functools.partial(self._landing_page_view, title), session_now=True)
+
+    def touch_session(self) -> None:
+        """The throttled activity write alone (plus GA ids once they appear); forgets a session
+        that no longer exists."""
+        if self.session_id is None or self.session_created or self.cookie is None:
+            return
+        updates = self._activity_updates()
+        if updates is not None and not self._touch(updates, None):
+            self._forget_session()
+
+    def _record(self, page_view, *, session_now: bool):
+        if not self.can_store:
+            return None
+        if self.session_id is not None and not self.session_created:
+            updates = self._activity_updates()
+            if updates is None:
+                return self._deferred_page_view(page_view)
+            if self._touch(updates, page_view() if page_view else None):
+                return None
+            self._forget_session()  # purged or erased: start again as a new visitor
+        if self.session_id is not None:  # started during this request (the tag leased)
+            return self._deferred_page_view(page_view)
+        if not session_now and not self._session_before_response:
+            new = self._defer_session()
+            if new is not None:
+                return functools.partial(self._write_deferred_session, new, page_view)
+        self._start_session_now(page_view() if page_view else None)
+        return None
+
+    def _deferred_page_view(self, page_view):
+        if page_view is None:
+            return None
+        session_id = self.session_id
+
+        def write():
+            if not writes.insert_page_view(session_id, page_view()):
+                # Purged or erased (or its deferred write failed): nothing dangling is written,
+                # and the visitor's next request checks the session before its response.
+                writes.missing_sessions.note(session_id)
+                logger.debug("Page view not recorded: session %s no longer exists", session_id)
+
+        return write
+
+    # --- sessions -------------------------------------------------------------------------
+
+    def _start_session_now(self, page_view: dict | None = None) -> None:
+        new = self._new_session()
+        new.fields.update(self._browser_fields())
         try:
-            with tracking_writes():
-                self._start_session()
+            started = writes.start_session(new, page_view)
         except DatabaseError:
             logger.exception("Could not start a visitor session; serving the page untracked")
             self.is_tracked = False
-            return None
-        return self.session_id
+            return
+        self._session_started(new, started.visitor_id, started.session_id, started.visitor_created)
 
-    def _start_session(self) -> None:
+    def _defer_session(self) -> writes.NewSession | None:
+        """Reserve the new rows' ids and set the cookie now; the rows follow the response.
+        None when the database cannot reserve ids (the session is then started now)."""
         from ..models import Visitor, VisitorSession
 
-        if self.visitor_id is not None and not Visitor.objects.filter(pk=self.visitor_id).exists():
-            self.visitor_id = None  # erased or purged: start afresh
+        new_visitor_id = None
         if self.visitor_id is None:
-            self.visitor_id = Visitor.objects.create(created_at=self.now).pk
-            self.visitor_created = True
+            new_visitor_id = writes.reserve_id(Visitor)
+            if new_visitor_id is None:
+                return None
+        session_id = writes.reserve_id(VisitorSession)
+        if session_id is None:
+            return None
+        new = self._new_session()
+        new.new_visitor_id, new.session_id = new_visitor_id, session_id
+        self._session_started(new, self.visitor_id or new_visitor_id, session_id, new_visitor_id is not None)
+        return new
+
+    def _write_deferred_session(self, new: writes.NewSession, page_view) -> None:
+        new.fields.update(self._browser_fields())
+        started = writes.start_session(new, page_view() if page_view else None)
+        if new.visitor_id is not None and started.visitor_created:
+            # The cookie's visitor was erased or purged: the session belongs to a new one; the
+            # cookie learns its id at the session's next activity write.
+            logger.info("Visitor %s no longer exists: session %s starts visitor %s",
+                        new.visitor_id, started.session_id, started.visitor_id)
+
+    def _new_session(self) -> writes.NewSession:
+        """The session's landing, source, site and GA ids: what its cookie and number depend on."""
+        from ..models import VisitorSession
 
         landing = self.landing
-        request = self.request
         fields = landing.session_fields()
-        fields.update(parse_user_agent(request.META.get("HTTP_USER_AGENT", "")))
+        site = self.site
+        # Source rules look at the landing (as the tag does before the session exists).
+        source = self._match_source(VisitorSession(site=site, **fields), site)
+        ga_client_id, ga_sessions = ga_ids_from_cookies(self.request.COOKIES)
+        fields.update(
+            site_id=getattr(site, "pk", None),
+            started_at=self.now,
+            last_activity_at=self.now,
+            matched_source_id=getattr(source, "pk", None),
+            ga_client_id=ga_client_id,
+            ga_session_ids=ga_sessions,
+        )
+        return writes.NewSession(fields=fields, now=self.now, visitor_id=self.visitor_id)
+
+    def _browser_fields(self) -> dict:
+        """Browser, network and place, parsed once per session (after the response when the
+        session's rows are deferred): nothing the response depends on."""
+        request = self.request
+        fields = parse_user_agent(request.META.get("HTTP_USER_AGENT", ""))
         ip = self._client_ip()
         fields["ip_address"] = minimise_ip(ip)
         fields.update(locate(request, ip))
-        ga_client_id, ga_sessions = ga_ids_from_cookies(request.COOKIES)
-        fields["ga_client_id"] = ga_client_id
-        fields["ga_session_ids"] = ga_sessions
-        site = self.site
-        session = VisitorSession(
-            visitor_id=self.visitor_id,
-            site=site,
-            started_at=self.now,
-            last_activity_at=self.now,
-            landing_page=self.page if self._landing_path is None else None,
-            **fields,
-        )
-        session.matched_source = self._match_source(session, site)
-        session.save(force_insert=True)
-        self.session_id = session.pk
-        self.matched_source_id = session.matched_source_id
+        page = self.page if self._landing_path is None else None
+        fields["landing_page_id"] = getattr(page, "pk", None)
+        return fields
+
+    def _session_started(self, new: writes.NewSession, visitor_id: int, session_id: int,
+                         visitor_created: bool) -> None:
+        fields = new.fields
+        self.visitor_id = visitor_id
+        self.session_id = session_id
+        self.matched_source_id = fields["matched_source_id"]
         self.session_created = True
+        self.visitor_created = visitor_created
         self.cookie = VisitorCookie(
-            visitor_id=self.visitor_id,
-            session_id=session.pk,
+            visitor_id=visitor_id,
+            session_id=session_id,
             written_at=int(time.time()),
-            campaign_key=landing.campaign_key,
-            matched_source_id=session.matched_source_id,
-            ga_captured=bool(ga_client_id),
+            campaign_key=self.landing.campaign_key,
+            matched_source_id=fields["matched_source_id"],
+            ga_captured=bool(fields["ga_client_id"]),
         )
         self.cookie_dirty = True
 
@@ -243,45 +380,38 @@ class TrackingContext:
             return None
         return ip
 
-    @property
-    def needs_only_page_view(self) -> bool:
-        """A continuing session whose activity write is not due: the common page view."""
+    def _activity_updates(self) -> dict | None:
+        """The session's throttled activity write, when due (plus GA ids once they appear)."""
         cookie = self.cookie
-        if self.session_id is None or cookie is None or self.session_created:
-            return False
-        if not cookie.ga_captured and "_ga" in self.request.COOKIES:
-            return False
-        return time.time() - cookie.written_at < int(ct_settings.ACTIVITY_WRITE_INTERVAL_SECONDS)
-
-    def touch_session(self) -> None:
-        """Throttled activity write for a continuing session (plus GA ids once they appear)."""
-        from ..models import VisitorSession
-
-        cookie = self.cookie
-        if self.session_created or cookie is None or self.session_id is None:
-            return
-        interval = int(ct_settings.ACTIVITY_WRITE_INTERVAL_SECONDS)
+        cookies = self.request.COOKIES
         ga_client_id, ga_sessions = ("", {})
-        if not cookie.ga_captured and "_ga" in self.request.COOKIES:
-            ga_client_id, ga_sessions = ga_ids_from_cookies(self.request.COOKIES)
-        due = time.time() - cookie.written_at >= interval
+        if not cookie.ga_captured and "_ga" in cookies:
+            ga_client_id, ga_sessions = ga_ids_from_cookies(cookies)
+        due = time.time() - cookie.written_at >= int(ct_settings.ACTIVITY_WRITE_INTERVAL_SECONDS)
+        due = due or self._check_session_now
         if not due and not ga_client_id:
-            return
+            return None
         updates = {"last_activity_at": self.now}
+        if not ga_client_id and due and "_ga" in cookies:
+            # GA starts a new GA session after its own timeout: keep the latest ids.
+            ga_client_id, ga_sessions = ga_ids_from_cookies(cookies)
         if ga_client_id:
             updates.update(ga_client_id=ga_client_id, ga_session_ids=ga_sessions)
-        elif due and "_ga" in self.request.COOKIES:
-            # GA starts a new GA session after its own timeout: keep the latest ids.
-            ga_client_id, ga_sessions = ga_ids_from_cookies(self.request.COOKIES)
-            if ga_client_id:
-                updates.update(ga_client_id=ga_client_id, ga_session_ids=ga_sessions)
-        updated = VisitorSession.objects.filter(pk=self.session_id).update(**updates)
-        if not updated:
-            self._forget_session()
-            return
+        return updates
+
+    def _touch(self, updates: dict, page_view: dict | None) -> bool:
+        touched = writes.touch_session(self.session_id, updates, page_view)
+        writes.missing_sessions.discard(self.session_id)
+        if not touched.found:
+            return False
+        cookie = self.cookie
         cookie.written_at = int(time.time())
-        cookie.ga_captured = cookie.ga_captured or bool(ga_client_id)
+        cookie.ga_captured = cookie.ga_captured or bool(updates.get("ga_client_id"))
+        if touched.visitor_id is not None and touched.visitor_id != self.visitor_id:
+            # The session's visitor was created after the response (the cookie's was gone).
+            self.visitor_id = cookie.visitor_id = touched.visitor_id
         self.cookie_dirty = True
+        return True
 
     def _forget_session(self) -> None:
         """The cookie names a session that no longer exists (purged or erased)."""
@@ -290,49 +420,29 @@ class TrackingContext:
         self.session_id = None
         self.matched_source_id = None
 
-    def record_page_view(self, response) -> None:
-        """The page view of this request: one INSERT (see :meth:`_insert_page_view`)."""
+    # --- page views -----------------------------------------------------------------------
+
+    def _page_view_of(self, response) -> dict:
         page = self.page
         if page is not None:
             title = getattr(page, "seo_title", "") or getattr(page, "title", "")
         else:
             title = _title_from_html(response)
-        self._insert_page_view(
-            path=self.request.path,
-            query=self.request.META.get("QUERY_STRING", ""),
-            page_id=getattr(page, "pk", None),
-            title=title,
+        return self._page_view_values(
+            self.request.path, self.request.META.get("QUERY_STRING", ""), getattr(page, "pk", None), title
         )
 
-    def record_landing_page_view(self, title: str = "") -> None:
-        """The cache-safe endpoint's page view: the page the browser reports (a cached page
-        never reaches the middleware), so the journey is complete behind a CDN too."""
-        self._insert_page_view(path=self.path, query=self.query_string, page_id=None, title=title)
+    def _landing_page_view(self, title: str) -> dict:
+        return self._page_view_values(self.path, self.query_string, None, title)
 
-    def _insert_page_view(self, *, path, query, page_id, title) -> None:
-        """One INSERT, guarded so a purged session never leaves a dangling row."""
-        from ..models import PageView
-
-        if self.session_id is None:
-            return
-        values = {
-            "session_id": self.session_id,
+    def _page_view_values(self, path, query, page_id, title) -> dict:
+        return {
             "viewed_at": self.now,
             "path": clean_text(path, 2048) or "/",
             "query": clean_text(query, 2048),
             "page_id": page_id,
             "title": clean_text(title, 255),
         }
-        if self.session_created:
-            PageView.objects.create(**values)
-            return
-        if not _insert_if_session_exists(PageView, values):
-            # The session was deleted under us: start again as a new visitor.
-            self._forget_session()
-            self.ensure_session()
-            if self.session_id is not None:
-                values["session_id"] = self.session_id
-                PageView.objects.create(**values)
 
     # --- response -----------------------------------------------------------------------
 
@@ -360,68 +470,6 @@ def _title_from_html(response) -> str:
     if not match:
         return ""
     return html.unescape(match.group(1).decode(response.charset or "utf-8", "replace")).strip()
-
-
-_PAGE_VIEW_COLUMNS = ("session_id", "viewed_at", "path", "query", "page_id", "title")
-
-
-@functools.lru_cache(maxsize=8)
-def _guarded_insert_sql(model, vendor: str, async_commit: bool) -> tuple[str, tuple]:
-    """The SQL of :func:`_insert_if_session_exists`, built once per database and mode."""
-    from ..models import VisitorSession
-
-    opts = model._meta
-    qn = connection.ops.quote_name
-    fields = tuple(opts.get_field(name) for name in _PAGE_VIEW_COLUMNS)
-    cast = vendor == "postgresql"
-    columns = ", ".join(qn(field.column) for field in fields)
-    placeholders = ", ".join(
-        f"CAST(%s AS {field.db_type(connection)})" if cast else "%s" for field in fields
-    )
-    # Identifiers come from model metadata, values are parameters.
-    sql = (
-        f"INSERT INTO {qn(opts.db_table)} ({columns}) "  # noqa: S608
-        f"SELECT {placeholders} "
-        f"WHERE EXISTS (SELECT 1 FROM {qn(VisitorSession._meta.db_table)} WHERE {qn('id')} = %s)"
-    )
-    if async_commit:
-        # The statement is its own transaction: commit it asynchronously (see
-        # tracking_writes) without the round trips of BEGIN/SET LOCAL/COMMIT.
-        sql += " AND set_config('synchronous_commit', 'off', true) IS NOT NULL"
-    return sql, fields
-
-
-def _insert_if_session_exists(model, values: dict) -> bool:
-    """INSERT … SELECT … WHERE EXISTS(session): a single statement that inserts nothing when
-    the session is gone (FK checks are deferred to commit, too late to recover)."""
-    async_commit = connection.vendor == "postgresql" and transaction.get_autocommit()
-    sql, fields = _guarded_insert_sql(model, connection.vendor, async_commit)
-    params = [field.get_db_prep_save(values[field.attname], connection) for field in fields]
-    params.append(values["session_id"])
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount == 1
-
-
-@contextlib.contextmanager
-def tracking_writes():
-    """Group the writes of one page view into one transaction.
-
-    Outside any transaction (autocommit, the normal case) this saves a commit per write, and
-    on PostgreSQL the commit is asynchronous (``synchronous_commit = off`` for this transaction
-    only): page views are telemetry, and waiting for a WAL flush on every page view would
-    dominate the middleware's cost. A database crash can lose the last fraction of a second
-    of page views, never a call. Inside the project's own transaction (ATOMIC_REQUESTS) it
-    changes nothing: that transaction's durability is not ours to relax.
-    """
-    if not transaction.get_autocommit():
-        yield
-        return
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        yield
 
 
 def get_tracking_context(request) -> TrackingContext:
