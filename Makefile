@@ -34,8 +34,13 @@ test: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
-bench: $(VENV)/.installed
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(PIP) install --quiet -e ".[test,demo,bench]"
+	touch $@
+
+bench: $(VENV)/.bench-installed
 	$(PY) bench/middleware.py
+	$(PY) bench/peers.py
 	$(PY) bench/leasing.py
 	$(PY) bench/webhooks.py
 	$(PY) bench/admin.py

@@ -386,15 +386,16 @@ def landing_value(query_string: str) -> str:
     return ""
 
 
-def match_source(session, site):
+def match_source(session, site, config: NumberConfig | None = None):
     """The configured :class:`~wagtail_calltracking.models.Source` whose rules match a new
-    ``session`` (saved or not) on ``site``, or None. No query on a warm cache.
+    ``session`` (saved or not) on ``site``, or None. No query on a warm cache (``config``: the
+    site's configuration, when the caller has it already).
 
     Landing rules (landing parameter, vanity path) are tried first, then the other rules;
     within each group by ascending priority. The middleware stores the result on the session
     and in the visitor cookie.
     """
-    config = get_config(site)
+    config = config or get_config(site)
     if not config.rules:
         return None
     value = landing_value(session.landing_query or "")

@@ -1,15 +1,15 @@
 """``request.calltracking``: the visitor and session of the current request.
 
-Query budget (tests enforce it):
+What is written, and when (the statements are in ``writes``; budgets in ``middleware.py``):
 
-* repeat page view of a known visitor: 1 INSERT (page view) + at most 1 UPDATE (session
-  activity, throttled to once per ``ACTIVITY_WRITE_INTERVAL_SECONDS``); no SELECT — the
-  signed cookie carries the ids;
-* new visitor: 3 writes (visitor, session, page view) plus cached configuration reads;
-* returning visitor starting a new session: 1 read (the visitor still exists) + 2 writes.
-
-Rows are created lazily: ``ensure_session()`` is called by the middleware for a trackable
-HTML response, by the template tag when it needs a lease, and by the cache-safe endpoint.
+* repeat page view of a known visitor: one guarded INSERT after the response, no SELECT — the
+  signed cookie carries the ids; the session's activity (throttled to once per
+  ``ACTIVITY_WRITE_INTERVAL_SECONDS``) before it, with the page view in the same statement on
+  PostgreSQL;
+* new visitor or new session: ids reserved up front, the cookie set on the response, visitor +
+  session + first page view after it (one statement on PostgreSQL);
+* a session the template tag needs before it leases (``ensure_session()``), a campaign
+  redirect's and a cache-safe page's: started before the response.
 """
 
 from __future__ import annotations
@@ -308,13 +308,11 @@ class TrackingContext:
 
     def _new_session(self) -> writes.NewSession:
         """The session's landing, source, site and GA ids: what its cookie and number depend on."""
-        from ..models import VisitorSession
-
         landing = self.landing
         fields = landing.session_fields()
         site = self.site
         # Source rules look at the landing (as the tag does before the session exists).
-        source = self._match_source(VisitorSession(site=site, **fields), site)
+        source = self._match_source(fields, site)
         ga_client_id, ga_sessions = ga_ids_from_cookies(self.request.COOKIES)
         fields.update(
             site_id=getattr(site, "pk", None),
@@ -356,13 +354,19 @@ class TrackingContext:
         )
         self.cookie_dirty = True
 
-    def _match_source(self, session, site):
+    def _match_source(self, fields: dict, site):
         try:
             from ..numbers.rules import match_source
+            from ..numbers.selection import config_for_request
         except ImportError:
             return None
+        from ..models import VisitorSession
+
         try:
-            return match_source(session, site)
+            config = config_for_request(self.request)  # the tag's lookup, memoised per request
+            if not config.rules:
+                return None
+            return match_source(VisitorSession(site=site, **fields), site, config=config)
         except Exception:
             logger.exception("Source matching failed; the session starts without a source")
             return None
