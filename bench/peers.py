@@ -5,8 +5,9 @@ tracking, on the example home page, side by side in one process:
 * **django-tracking2** — a Django session, a visitor row and a page view per request.
 
 Each variant is the example site's middleware stack with one tracking middleware at the same
-place (none for the baseline). Rounds are interleaved request by request (every variant in turn, in a rotating order), so
-machine noise hits all of them alike; figures are medians (per round, then over rounds).
+place (none for the baseline). Rounds are interleaved request by request (every variant in
+turn, in a rotating order), so machine noise hits all of them alike; figures are medians (per
+round, then over rounds).
 Requests go through Django's WSGI handler as a WSGI server drives it, so two times are measured:
 **time to response** (the body is in the server's hands: what the visitor waits for) and
 **total** (after the response is closed: the server's whole cost, including work done after
